@@ -1,0 +1,508 @@
+"""Keeps each LLMRoute's routing output in step with its providers' health.
+
+One `RouteController` per route runs gather → decide → act → report whenever a probe it depends on
+has finished, its spec changed, or a schedule window opens or closes. `RouteManager` owns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from llm_failover.catalog import Catalog
+from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, Transition, observe
+from llm_failover.kube import KubeClient, KubeError, RouteRef
+from llm_failover.policy import Condition, Decision, Reason, decide
+from llm_failover.prober import Clock, Credential, Endpoint, Prober, Schedule
+from llm_failover.routing import RoutingOutput, routing_output
+from llm_failover.settings import Settings
+from llm_failover.spec import RouteSpec, SpecError, parse_route_spec
+from llm_failover.state import ProviderState
+from llm_failover.status import (
+    Event,
+    EventReason,
+    conditions,
+    health_from_status,
+    parse_timestamp,
+    provider_entries,
+    ready_event,
+    timestamp,
+    transition_events,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The API keys a route's providers use, and why any provider has none."""
+
+    values: Mapping[str, str | None]
+    problems: Mapping[str, str]
+    read_at: float  # time.monotonic()
+
+
+class RouteController:
+    def __init__(
+        self,
+        *,
+        ref: RouteRef,
+        kube: KubeClient,
+        prober: Prober,
+        catalog: Catalog,
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self.ref = ref
+        self._kube = kube
+        self._prober = prober
+        self._catalog = catalog
+        self._clock = clock
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._body: Mapping[str, Any] = {}
+        self._seeded = False
+        self._decided_spec: str | None = None  # canonical JSON of the spec last decided on
+        self._observed_generation: int | None = None
+        self._health: dict[str, ProviderHealth] = {}
+        self._consumed: dict[str, int] = {}
+        self._endpoints: dict[str, Endpoint] = {}
+        self._keys: Keys | None = None
+        self._folded_problems: set[str] = set()
+        self._active: str | None = None
+        self._active_since: str | None = None
+        self._failover_count = 0
+        self._last_failover: dict[str, Any] | None = None
+        self._status: dict[str, Any] = {}
+        self._written: dict[str, Mapping[str, str]] = {}  # object kind → data we know is there
+        self._retry_at: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.ref.namespace}/{self.ref.name}"
+
+    def update(self, body: Mapping[str, Any]) -> None:
+        """A new version of the LLMRoute arrived from the watch."""
+        self._body = body
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._next_wake())
+            self._wake.clear()
+            try:
+                await self.reconcile()
+                self._retry_at = None
+            except KubeError as exc:
+                log.warning("%s: Kubernetes API error, retrying: %s", self.key, exc)
+                self._retry_at = time.monotonic() + self._settings.retry_seconds
+
+    def stop(self) -> None:
+        self._prober.unsubscribe(self.key)
+
+    # -- gather -----------------------------------------------------------------------------
+
+    def _seed(self, status: Mapping[str, Any]) -> None:
+        """Resume from the status a previous operator process wrote: no failover, no flap."""
+        self._seeded = True
+        self._status = dict(status)
+        self._observed_generation = status.get("observedGeneration")
+        for entry in status.get("providers") or []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+                self._health[entry["name"]] = health_from_status(entry)
+        active = status.get("activeProvider")
+        self._active = active if isinstance(active, str) and active else None
+        self._active_since = status.get("activeSince")
+        count = status.get("failoverCount")
+        self._failover_count = count if isinstance(count, int) else 0
+        last = status.get("lastFailover")
+        self._last_failover = dict(last) if isinstance(last, Mapping) else None
+
+    async def _read_keys(self, spec: RouteSpec) -> Keys:
+        values: dict[str, str | None] = {}
+        problems: dict[str, str] = {}
+        secrets: dict[str, dict[str, str] | None] = {}
+        for provider in spec.providers:
+            ref = provider.api_key
+            if ref is None:
+                values[provider.name] = None
+                continue
+            if ref.name not in secrets:
+                secrets[ref.name] = await self._kube.read_secret(self.ref.namespace, ref.name)
+            data = secrets[ref.name]
+            where = f"spec.providers[{spec.providers.index(provider)}].apiKeySecretRef"
+            if data is None:
+                problems[provider.name] = (
+                    f"{where}: Secret {self.ref.namespace}/{ref.name} not found"
+                )
+            elif not data.get(ref.key):
+                problems[provider.name] = f"{where}: Secret {ref.name} has no key {ref.key!r}"
+            values[provider.name] = data.get(ref.key) if data else None
+        return Keys(values=values, problems=problems, read_at=time.monotonic())
+
+    def _subscribe(self, spec: RouteSpec, keys: Keys) -> None:
+        check = spec.health_check
+        schedule = Schedule(check.interval_seconds, check.timeout_seconds)
+        self._endpoints = {
+            p.name: Endpoint.for_provider(
+                base_url=p.base_url,
+                method=p.probe_method,
+                model=p.model,
+                credential=Credential.of(keys.values.get(p.name)),
+                auth=p.auth,
+                errors=p.errors,
+            )
+            for p in spec.providers
+            if p.name not in keys.problems
+        }
+        self._prober.subscribe(
+            self.key, dict.fromkeys(self._endpoints.values(), schedule), self._wake
+        )
+
+    def _gather(self, spec: RouteSpec, keys: Keys, now: datetime) -> dict[str, Transition]:
+        """Fold every probe result not seen yet into each provider's health."""
+        check = spec.health_check
+        thresholds = Thresholds(
+            check.failure_threshold, check.success_threshold, check.interval_seconds
+        )
+        transitions: dict[str, Transition] = {}
+        for provider in spec.providers:
+            name = provider.name
+            result: ProbeResult | None = None
+            if name in keys.problems:
+                if name not in self._folded_problems:  # once per read of the Secrets
+                    self._folded_problems.add(name)
+                    result = ProbeResult(ProviderState.UNAUTHORIZED, now, keys.problems[name])
+            else:
+                report = self._prober.latest(self._endpoints[name])
+                if report is not None and report.sequence > self._consumed.get(name, 0):
+                    self._consumed[name] = report.sequence
+                    c = report.classification
+                    result = ProbeResult(
+                        c.state, report.time, c.message, c.http_status, report.latency_milliseconds
+                    )
+            if result is not None:
+                health, transition = observe(
+                    self._health.get(name, ProviderHealth()), result, thresholds
+                )
+                self._health[name] = health
+                if transition is not None:
+                    transitions[name] = transition
+        return transitions
+
+    # -- the loop body ----------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        body = self._body
+        if not body:
+            return
+        status = body.get("status") or {}
+        if not self._seeded:
+            self._seed(status)
+        now = self._clock()
+        generation = body.get("metadata", {}).get("generation")
+        raw_spec = body.get("spec")
+        canonical = json.dumps(raw_spec, sort_keys=True, default=str)
+        try:
+            spec = parse_route_spec(raw_spec, route_name=self.ref.name, catalog=self._catalog)
+        except SpecError as exc:
+            self._prober.unsubscribe(self.key)
+            self._endpoints = {}
+            self._keys = None
+            self._decided_spec = None
+            await self._report_problem(Reason.INVALID_SPEC, str(exc), generation, now)
+            return
+
+        if self._decided_spec is None:
+            # First look since start (or since the spec was fixed): a spec edited while the
+            # operator was away shows as a generation the status has not observed.
+            changed = (
+                generation is not None
+                and self._observed_generation is not None
+                and generation != self._observed_generation
+            )
+        else:
+            changed = canonical != self._decided_spec
+        if changed or self._keys is None or self._keys_stale():
+            self._keys = await self._read_keys(spec)
+            self._folded_problems.clear()
+            self._written.clear()  # re-check the targets now and then: someone may have edited them
+            self._subscribe(spec, self._keys)
+        for gone in set(self._health) - {p.name for p in spec.providers}:
+            del self._health[gone]
+
+        transitions = self._gather(spec, self._keys, now)
+        decision = decide(
+            spec,
+            self._health,
+            current=self._active,
+            spec_changed=changed,
+            now=now,
+            last_reason=(self._last_failover or {}).get("reason"),
+        )
+        self._decided_spec = canonical
+        self._observed_generation = generation
+        events = transition_events(transitions, self._health)
+
+        ready = decision.ready
+        active_spec = spec.provider(decision.active) if decision.active else None
+        if active_spec is not None:
+            output = routing_output(
+                spec,
+                active=active_spec,
+                eligible=decision.eligible,
+                health=self._health,
+                key=self._keys.values.get(active_spec.name),
+            )
+            conflict = await self._write_output(spec, output)
+            if conflict is not None:
+                ready = Condition("Ready", False, Reason.TARGET_CONFLICT, conflict)
+            else:
+                events.extend(self._apply(decision, now))
+        await self._report(spec, decision, ready, events, generation, now)
+
+    # -- act ----------------------------------------------------------------------------------
+
+    async def _write_output(self, spec: RouteSpec, output: RoutingOutput) -> str | None:
+        """Write the key Secret, then the ConfigMap, each only if its content changed.
+
+        The Secret goes first so that an app never sees a new base URL with the old key.
+        Returns a conflict message when a target exists that this route does not own.
+        """
+        target = spec.target
+        if target.secret_name is not None and output.secret is not None:
+            conflict = await self._write(
+                "Secret", target.secret_name, output.secret, self._kube.read_secret_object
+            )
+            if conflict:
+                return conflict
+        return await self._write(
+            "ConfigMap", target.config_map_name, output.config_map, self._kube.read_config_map
+        )
+
+    async def _write(self, kind: str, name: str, data: Mapping[str, str], read: Any) -> str | None:
+        if self._written.get(kind) == data:
+            return None
+        existing = await read(self.ref.namespace, name)
+        if existing is None:
+            create = self._kube.create_secret if kind == "Secret" else self._kube.create_config_map
+            await create(self.ref, name, data)
+            log.info("%s: created %s %s", self.key, kind, name)
+        elif not self.ref.owns(existing):
+            return f"{kind} {self.ref.namespace}/{name} exists and is not owned by this LLMRoute"
+        elif _decoded(existing, kind) != dict(data):
+            patch = self._kube.patch_secret if kind == "Secret" else self._kube.patch_config_map
+            await patch(self.ref.namespace, name, data)
+            log.info("%s: updated %s %s", self.key, kind, name)
+        self._written[kind] = dict(data)
+        return None
+
+    def _apply(self, decision: Decision, now: datetime) -> list[Event]:
+        """Record a decision whose output is written; return the Event of a switch, if any."""
+        previous = self._active
+        if decision.active == previous or decision.active is None:
+            return []
+        self._active = decision.active
+        self._active_since = timestamp(now)
+        if previous is None or decision.reason is None:
+            log.info("%s: routing to %s", self.key, decision.active)
+            return []
+        self._failover_count += 1
+        self._last_failover = {
+            "time": timestamp(now),
+            "from": previous,
+            "to": decision.active,
+            "reason": decision.reason,
+        }
+        back = decision.reason == Reason.FAILBACK
+        reason = EventReason.FAILED_BACK if back else EventReason.FAILED_OVER
+        return [Event(reason, f"{previous} → {decision.active} ({decision.reason})")]
+
+    # -- report -------------------------------------------------------------------------------
+
+    async def _report(
+        self,
+        spec: RouteSpec,
+        decision: Decision,
+        ready: Condition,
+        events: list[Event],
+        generation: int | None,
+        now: datetime,
+    ) -> None:
+        previous = self._status
+        previous_ready = _condition(previous, "Ready")
+        event = ready_event(ready, previous_ready)
+        if event is not None:
+            events.append(event)
+        status: dict[str, Any] = {
+            "providers": provider_entries(spec, self._health, decision.eligible),
+            "failoverCount": self._failover_count,
+            "conditions": conditions(
+                [ready, decision.failed_over],
+                previous.get("conditions") or [],
+                generation=generation,
+                now=now,
+            ),
+        }
+        if generation is not None:
+            status["observedGeneration"] = generation
+        if self._active is not None:
+            status["activeProvider"] = self._active
+            status["activeSince"] = self._active_since
+        if self._last_failover is not None:
+            status["lastFailover"] = self._last_failover
+        await self._patch_status(status)
+        await self._post(events, now)
+
+    async def _report_problem(
+        self, reason: str, message: str, generation: int | None, now: datetime
+    ) -> None:
+        """Ready=False with this reason; the rest of the status and the routing stay as they are."""
+        previous = self._status
+        ready = Condition("Ready", False, reason, message)
+        others = [c for c in previous.get("conditions") or [] if c.get("type") != "Ready"]
+        status = dict(previous)
+        status["conditions"] = [
+            *conditions([ready], previous.get("conditions") or [], generation=generation, now=now),
+            *others,
+        ]
+        if generation is not None:
+            status["observedGeneration"] = generation
+        event = ready_event(ready, _condition(previous, "Ready"))
+        await self._patch_status(status)
+        await self._post([event] if event else [], now)
+
+    async def _patch_status(self, status: dict[str, Any]) -> None:
+        if status == self._status:
+            return
+        await self._kube.patch_route_status(self.ref.namespace, self.ref.name, status)
+        self._status = status
+
+    async def _post(self, events: list[Event], now: datetime) -> None:
+        for event in events:
+            log.log(
+                logging.WARNING if event.type == "Warning" else logging.INFO,
+                "%s: %s: %s",
+                self.key,
+                event.reason,
+                event.message,
+            )
+            try:
+                await self._kube.post_event(
+                    self.ref, type=event.type, reason=event.reason, message=event.message, now=now
+                )
+            except KubeError as exc:  # an Event is worth a log line, not a failed reconcile
+                log.warning("%s: could not post Event %s: %s", self.key, event.reason, exc)
+
+    # -- timing -------------------------------------------------------------------------------
+
+    def _keys_stale(self) -> bool:
+        return (
+            self._keys is not None
+            and time.monotonic() - self._keys.read_at >= self._settings.key_refresh_seconds
+        )
+
+    def _next_wake(self) -> float | None:
+        """Seconds until something changes without a probe: a window edge, key refresh or retry."""
+        waits: list[float] = []
+        if self._retry_at is not None:
+            waits.append(self._retry_at - time.monotonic())
+        if self._keys is not None:
+            waits.append(self._keys.read_at + self._settings.key_refresh_seconds - time.monotonic())
+        spec_raw = self._body.get("spec") if self._body else None
+        now = self._clock()
+        for item in (spec_raw or {}).get("providers") or []:
+            for key in ("notBefore", "notAfter"):
+                edge = parse_timestamp(item.get(key)) if isinstance(item, Mapping) else None
+                if edge is not None and edge > now:
+                    waits.append((edge - now).total_seconds() + 0.01)
+        return max(0.0, min(waits)) if waits else None
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for entry in status.get("conditions") or []:
+        if isinstance(entry, Mapping) and entry.get("type") == kind:
+            return entry
+    return None
+
+
+def _decoded(obj: Mapping[str, Any], kind: str) -> dict[str, str]:
+    data = dict(obj.get("data") or {})
+    if kind != "Secret":
+        return data
+    return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}
+
+
+class RouteManager:
+    """One controller and one task per LLMRoute, started on first sight and stopped on deletion."""
+
+    def __init__(
+        self,
+        *,
+        kube: KubeClient,
+        prober: Prober,
+        catalog: Catalog,
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self._kube = kube
+        self._prober = prober
+        self._catalog = catalog
+        self._clock = clock
+        self._settings = settings
+        self._routes: dict[str, tuple[RouteController, asyncio.Task[None]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        ref = RouteRef(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
+        key = f"{ref.namespace}/{ref.name}"
+        known = self._routes.get(key)
+        if known is not None and known[0].ref.uid != ref.uid:  # deleted and re-created meanwhile
+            self.forget(ref.namespace, ref.name)
+            known = None
+        if known is None:
+            controller = RouteController(
+                ref=ref,
+                kube=self._kube,
+                prober=self._prober,
+                catalog=self._catalog,
+                clock=self._clock,
+                settings=self._settings,
+            )
+            task = asyncio.create_task(controller.run(), name=f"route {key}")
+            task.add_done_callback(_log_crash)
+            known = self._routes[key] = (controller, task)
+        known[0].update(body)
+
+    def forget(self, namespace: str, name: str) -> None:
+        known = self._routes.pop(f"{namespace}/{name}", None)
+        if known is not None:
+            known[0].stop()
+            known[1].cancel()
+
+    async def close(self) -> None:
+        routes = list(self._routes.values())
+        self._routes.clear()
+        for controller, task in routes:
+            controller.stop()
+            task.cancel()
+        for _, task in routes:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s crashed", task.get_name(), exc_info=task.exception())

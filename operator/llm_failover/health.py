@@ -1,0 +1,129 @@
+"""The per-provider health state machine: thresholds, ejection, re-trust and anti-flapping.
+
+One `ProviderHealth` exists per (route, provider): probe results are shared between routes, but
+thresholds are a route's own. Every field needed to resume after a restart is kept in the route's
+status, so a new operator process continues the same streaks instead of starting over.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from llm_failover.state import ProviderState
+
+FLAP_WINDOW = timedelta(hours=1)
+"""An ejection this soon after the provider was last trusted counts as flapping."""
+
+
+class Transition(StrEnum):
+    EJECTED = "Ejected"
+    RECOVERED = "Recovered"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    failure: int
+    success: int
+    interval_seconds: int
+
+    @property
+    def success_cap(self) -> int:
+        """At most one hour's worth of probes, and never less than the configured threshold."""
+        return max(self.success, math.ceil(FLAP_WINDOW.total_seconds() / self.interval_seconds))
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One classified probe of an endpoint, as a route sees it."""
+
+    state: ProviderState
+    time: datetime
+    message: str = ""
+    http_status: int | None = None
+    latency_milliseconds: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    state: ProviderState = ProviderState.UNKNOWN
+    trusted: bool = False
+    """Eligible as far as health goes (the schedule window is the policy's business)."""
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    required_successes: int = 1
+    """Consecutive successes needed to be trusted; while trusted, what the last recovery needed."""
+    failing_since: datetime | None = None
+    """First failing probe of the current streak: the start of a time-to-failover."""
+    last_trusted: datetime | None = None
+    last_probe: datetime | None = None
+    last_transition: datetime | None = None
+    message: str = ""
+    http_status: int | None = None
+    latency_milliseconds: int | None = None
+
+    @property
+    def probed(self) -> bool:
+        return self.state is not ProviderState.UNKNOWN
+
+
+def observe(
+    health: ProviderHealth, result: ProbeResult, thresholds: Thresholds
+) -> tuple[ProviderHealth, Transition | None]:
+    """Fold one probe result into a provider's health; say whether it was ejected or recovered."""
+    now = result.time
+    base = replace(
+        health,
+        state=result.state,
+        last_probe=now,
+        last_transition=now if result.state is not health.state else health.last_transition,
+        message=result.message,
+        http_status=result.http_status,
+        latency_milliseconds=result.latency_milliseconds,
+    )
+    if result.state is ProviderState.HEALTHY:
+        successes = health.consecutive_successes + 1
+        ok = replace(
+            base, consecutive_failures=0, consecutive_successes=successes, failing_since=None
+        )
+        if health.trusted or successes < health.required_successes:
+            return ok, None
+        # First contact is not a recovery: nothing was ejected.
+        transition = Transition.RECOVERED if health.probed else None
+        required = health.required_successes if health.probed else 0
+        return replace(ok, trusted=True, last_trusted=now, required_successes=required), transition
+
+    failures = health.consecutive_failures + 1
+    failing = replace(
+        base,
+        consecutive_failures=failures,
+        consecutive_successes=0,
+        failing_since=health.failing_since or now,
+    )
+    if not health.trusted:
+        if result.state.is_hard or failures >= thresholds.failure:
+            # Failing from the start: trusting it takes the full threshold, like a recovery.
+            failing = replace(
+                failing, required_successes=max(health.required_successes, thresholds.success)
+            )
+        # A provider whose very first answer is a hard failure is reported as ejected.
+        first_hard = not health.probed and result.state.is_hard
+        return failing, Transition.EJECTED if first_hard else None
+    if result.state.is_soft and failures < thresholds.failure:
+        return failing, None
+    return replace(failing, trusted=False, required_successes=_required(health, thresholds, now)), (
+        Transition.EJECTED
+    )
+
+
+def _required(health: ProviderHealth, thresholds: Thresholds, now: datetime) -> int:
+    flapping = (
+        health.last_trusted is not None
+        and now - health.last_trusted < FLAP_WINDOW
+        and health.required_successes > 0
+    )
+    if not flapping:
+        return thresholds.success
+    return min(max(thresholds.success, 2 * health.required_successes), thresholds.success_cap)

@@ -1,0 +1,185 @@
+"""The operator's only client of the Kubernetes API (kopf's own watching aside).
+
+The official `kubernetes` client is synchronous; its calls run in worker threads. Every write is a
+create or a JSON merge patch, never a replace, and reads happen right before the write they guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import kubernetes
+
+GROUP = "llmfailover.dev"
+VERSION = "v1alpha1"
+PLURAL = "llmroutes"
+KIND = "LLMRoute"
+COMPONENT = "llm-failover"
+
+
+@dataclass(frozen=True)
+class RouteRef:
+    namespace: str
+    name: str
+    uid: str
+
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    def owns(self, obj: Mapping[str, Any]) -> bool:
+        refs = obj.get("metadata", {}).get("ownerReferences") or []
+        return any(r.get("uid") == self.uid and r.get("kind") == KIND for r in refs)
+
+
+class KubeError(RuntimeError):
+    """An API call failed for a reason other than "not found"."""
+
+
+def load_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
+    """In-cluster credentials when running in a pod, else KUBECONFIG (or ~/.kube/config)."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    return kubernetes.client.ApiClient(configuration)
+
+
+class KubeClient:
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self._api = api_client
+        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._custom = kubernetes.client.CustomObjectsApi(api_client)
+
+    def close(self) -> None:
+        self._api.close()
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The Secret's data, decoded; None if there is no such Secret."""
+        obj = await self._call(self._core.read_namespaced_secret, name, namespace)
+        if obj is None:
+            return None
+        data = obj.get("data") or {}
+        return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._call(self._core.read_namespaced_config_map, name, namespace)
+
+    async def read_secret_object(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._call(self._core.read_namespaced_secret, name, namespace)
+
+    async def create_config_map(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None:
+        body = {"metadata": self._owned_metadata(route, name), "data": dict(data)}
+        await self._call(self._core.create_namespaced_config_map, route.namespace, body)
+
+    async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        await self._call(
+            self._core.patch_namespaced_config_map, name, namespace, {"data": dict(data)}
+        )
+
+    async def create_secret(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None:
+        body = {
+            "metadata": self._owned_metadata(route, name),
+            "type": "Opaque",
+            "data": _encode(data),
+        }
+        await self._call(self._core.create_namespaced_secret, route.namespace, body)
+
+    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        await self._call(
+            self._core.patch_namespaced_secret, name, namespace, {"data": _encode(data)}
+        )
+
+    async def patch_route_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        await self._call(
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": dict(status)},
+        )
+
+    async def post_event(
+        self, route: RouteRef, *, type: str, reason: str, message: str, now: datetime
+    ) -> None:
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {
+                "name": f"{route.name}.{uuid.uuid4().hex[:12]}",
+                "namespace": route.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": route.name,
+                "namespace": route.namespace,
+                "uid": route.uid,
+            },
+            "type": type,
+            "reason": reason,
+            "message": message[:1024],
+            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+        }
+        await self._call(self._core.create_namespaced_event, route.namespace, body)
+
+    @staticmethod
+    def _owned_metadata(route: RouteRef, name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": route.namespace,
+            "labels": {"app.kubernetes.io/managed-by": COMPONENT, f"{GROUP}/route": route.name},
+            "ownerReferences": [route.owner_reference()],
+        }
+
+    async def _call(self, method: Any, *args: Any) -> dict[str, Any] | None:
+        """Run one client call in a thread; a 404 is None, any other failure a KubeError."""
+
+        def call() -> Any:
+            # Raw JSON instead of the client's models: plain dicts, and no model deserialisation.
+            response = method(*args, _preload_content=False)
+            return response.json() if response.data else None
+
+        try:
+            result = await asyncio.to_thread(call)
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise KubeError(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
+        except OSError as exc:
+            raise KubeError(str(exc)) from exc
+        return result if isinstance(result, dict) else None
+
+
+def _encode(data: Mapping[str, str]) -> dict[str, str]:
+    return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+
+
+def _api_message(exc: kubernetes.client.ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", ""))[:300]
+    except (TypeError, ValueError, AttributeError):
+        return ""

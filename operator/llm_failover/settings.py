@@ -1,0 +1,23 @@
+"""The operator's settings: one frozen value parsed once from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means every namespace."""
+    metrics_port: int = 8080
+    """Port of the Prometheus `/metrics` endpoint (the usual port of an operator's metrics)."""
+    health_port: int = 8081
+    """Port of the liveness endpoint `/healthz`, apart from metrics so a scrape cannot starve it."""
+    key_refresh_seconds: float = 60.0
+    """Seconds between re-reads of the key Secrets: a rotated key is used within this time,
+    without an API call per probe (and without the cluster-wide Secret watch that would need)."""
+    max_body_bytes: int = 64 * 1024
+    """Bytes of a probe answer read at most: error bodies are small; a wrong base URL may serve
+    megabytes."""
+    retry_seconds: float = 5.0
+    """Seconds before a reconcile that failed on an API error is tried again."""

@@ -1,0 +1,339 @@
+"""The LLMRoute spec (contract §2) parsed into typed values, with every rule checked and named.
+
+The CRD's schema and CEL rules catch most mistakes at `kubectl apply`; this parser checks them all
+again (an old API server, `llm-failover probe` on a local file) plus what no schema can know, such
+as whether a preset exists. Each error names the field, e.g. `spec.providers[1].preset`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from llm_failover.catalog import AuthScheme, Catalog, ErrorDictionary, Preset, ProbeMethod
+
+MAX_PROVIDERS = 16
+MAX_RESTART_TARGETS = 32
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+E = TypeVar("E", bound=StrEnum)
+
+
+class Failback(StrEnum):
+    AUTO = "Auto"
+    MANUAL = "Manual"
+
+
+class WorkloadKind(StrEnum):
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"
+
+
+class SpecError(ValueError):
+    """A spec the operator will not act on; `field` is the path users see in the message."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.name}/{self.key}"
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    base_url: str
+    model: str
+    probe_method: ProbeMethod
+    auth: AuthScheme
+    errors: ErrorDictionary
+    preset: str | None = None
+    api_key: SecretRef | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+    def in_window(self, now: datetime) -> bool:
+        if self.not_before is not None and now < self.not_before:
+            return False
+        return self.not_after is None or now < self.not_after
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    interval_seconds: int = 10
+    timeout_seconds: int = 5
+    failure_threshold: int = 3
+    success_threshold: int = 2
+
+
+@dataclass(frozen=True)
+class RestartTarget:
+    kind: WorkloadKind
+    name: str
+
+
+@dataclass(frozen=True)
+class Target:
+    config_map_name: str
+    secret_name: str | None = None
+    restart: tuple[RestartTarget, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    providers: tuple[ProviderSpec, ...]
+    health_check: HealthCheck
+    target: Target
+    failback: Failback = Failback.AUTO
+    paused: bool = False
+
+    def provider(self, name: str) -> ProviderSpec | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+
+def parse_route_spec(raw: Any, *, route_name: str, catalog: Catalog) -> RouteSpec:
+    spec = _mapping(raw, "spec")
+    _only(spec, "spec", {"providers", "healthCheck", "failback", "paused", "target"})
+    providers_raw = spec.get("providers")
+    if not isinstance(providers_raw, list) or not providers_raw:
+        raise SpecError("spec.providers", "at least one provider is required")
+    if len(providers_raw) > MAX_PROVIDERS:
+        raise SpecError(
+            "spec.providers", f"at most {MAX_PROVIDERS} providers, got {len(providers_raw)}"
+        )
+    providers = tuple(
+        _provider(item, f"spec.providers[{i}]", catalog) for i, item in enumerate(providers_raw)
+    )
+    seen: set[str] = set()
+    for i, provider in enumerate(providers):
+        if provider.name in seen:
+            raise SpecError(
+                f"spec.providers[{i}].name", f"duplicate provider name {provider.name!r}"
+            )
+        seen.add(provider.name)
+    return RouteSpec(
+        providers=providers,
+        health_check=_health_check(spec.get("healthCheck"), "spec.healthCheck"),
+        target=_target(spec.get("target"), "spec.target", route_name),
+        failback=_enum(Failback, spec.get("failback", Failback.AUTO.value), "spec.failback"),
+        paused=_bool(spec.get("paused", False), "spec.paused"),
+    )
+
+
+def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
+    item = _mapping(raw, path)
+    _only(
+        item,
+        path,
+        {"name", "preset", "baseURL", "model", "apiKeySecretRef", "notBefore", "notAfter", "probe"},
+    )
+    name = _string(item.get("name"), f"{path}.name", pattern=_DNS_LABEL, max_length=63)
+    preset: Preset | None = None
+    if "preset" in item:
+        preset_id = _string(item["preset"], f"{path}.preset", max_length=63)
+        preset = catalog.get(preset_id)
+        if preset is None:
+            known = ", ".join(sorted(catalog.presets))
+            raise SpecError(f"{path}.preset", f"unknown preset {preset_id!r} (known: {known})")
+    if "baseURL" in item:
+        base_url = _string(item["baseURL"], f"{path}.baseURL", pattern=_URL, max_length=2048)
+    elif preset is not None:
+        base_url = preset.base_url
+    else:
+        raise SpecError(f"{path}.baseURL", "required unless a preset gives one")
+    model = _string(item.get("model"), f"{path}.model", max_length=256)
+    probe_method = preset.probe_method if preset is not None else ProbeMethod.MODELS
+    if "probe" in item:
+        probe = _mapping(item["probe"], f"{path}.probe")
+        _only(probe, f"{path}.probe", {"method"})
+        if "method" in probe:
+            probe_method = _enum(ProbeMethod, probe["method"], f"{path}.probe.method")
+    not_before = _time(item.get("notBefore"), f"{path}.notBefore")
+    not_after = _time(item.get("notAfter"), f"{path}.notAfter")
+    if not_before is not None and not_after is not None and not_before >= not_after:
+        raise SpecError(f"{path}.notBefore", "must be earlier than notAfter")
+    return ProviderSpec(
+        name=name,
+        base_url=base_url.rstrip("/"),
+        model=model,
+        probe_method=probe_method,
+        auth=preset.auth if preset is not None else AuthScheme(),
+        errors=catalog.dictionary(preset),
+        preset=preset.id if preset is not None else None,
+        api_key=_secret_ref(item["apiKeySecretRef"], f"{path}.apiKeySecretRef")
+        if "apiKeySecretRef" in item
+        else None,
+        not_before=not_before,
+        not_after=not_after,
+    )
+
+
+def _health_check(raw: Any, path: str) -> HealthCheck:
+    if raw is None:
+        return HealthCheck()
+    item = _mapping(raw, path)
+    _only(item, path, {"intervalSeconds", "timeoutSeconds", "failureThreshold", "successThreshold"})
+    default = HealthCheck()
+    return HealthCheck(
+        interval_seconds=_int(
+            item.get("intervalSeconds", default.interval_seconds),
+            f"{path}.intervalSeconds",
+            1,
+            3600,
+        ),
+        timeout_seconds=_int(
+            item.get("timeoutSeconds", default.timeout_seconds), f"{path}.timeoutSeconds", 1, 60
+        ),
+        failure_threshold=_int(
+            item.get("failureThreshold", default.failure_threshold),
+            f"{path}.failureThreshold",
+            1,
+            10,
+        ),
+        success_threshold=_int(
+            item.get("successThreshold", default.success_threshold),
+            f"{path}.successThreshold",
+            1,
+            10,
+        ),
+    )
+
+
+def _target(raw: Any, path: str, route_name: str) -> Target:
+    item = _mapping(raw, path) if raw is not None else {}
+    _only(item, path, {"configMapName", "secretName", "restart"})
+    config_map = item.get("configMapName", f"{route_name}-llm")
+    restart_raw = item.get("restart", [])
+    if not isinstance(restart_raw, list):
+        raise SpecError(f"{path}.restart", "must be a list")
+    if len(restart_raw) > MAX_RESTART_TARGETS:
+        raise SpecError(f"{path}.restart", f"at most {MAX_RESTART_TARGETS} workloads")
+    restart: list[RestartTarget] = []
+    for i, entry_raw in enumerate(restart_raw):
+        entry_path = f"{path}.restart[{i}]"
+        entry = _mapping(entry_raw, entry_path)
+        _only(entry, entry_path, {"kind", "name"})
+        workload = RestartTarget(
+            kind=_enum(WorkloadKind, entry.get("kind"), f"{entry_path}.kind"),
+            name=_string(
+                entry.get("name"), f"{entry_path}.name", pattern=_DNS_SUBDOMAIN, max_length=253
+            ),
+        )
+        if workload in restart:
+            raise SpecError(entry_path, f"{workload.kind}/{workload.name} is listed twice")
+        restart.append(workload)
+    secret_name = item.get("secretName")
+    return Target(
+        config_map_name=_string(
+            config_map, f"{path}.configMapName", pattern=_DNS_SUBDOMAIN, max_length=253
+        ),
+        secret_name=None
+        if secret_name is None
+        else _string(secret_name, f"{path}.secretName", pattern=_DNS_SUBDOMAIN, max_length=253),
+        restart=tuple(restart),
+    )
+
+
+def _secret_ref(raw: Any, path: str) -> SecretRef:
+    item = _mapping(raw, path)
+    _only(item, path, {"name", "key"})
+    return SecretRef(
+        name=_string(item.get("name"), f"{path}.name", pattern=_DNS_SUBDOMAIN, max_length=253),
+        key=_string(item.get("key"), f"{path}.key", pattern=_SECRET_KEY, max_length=253),
+    )
+
+
+def _mapping(raw: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise SpecError(path, f"must be an object, got {_kind(raw)}")
+    return raw
+
+
+def _only(item: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise SpecError(
+            f"{path}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _string(raw: Any, path: str, *, pattern: re.Pattern[str] | None = None, max_length: int) -> str:
+    if raw is None:
+        raise SpecError(path, "required")
+    if not isinstance(raw, str) or not raw:
+        raise SpecError(path, f"must be a non-empty string, got {_kind(raw)}")
+    if len(raw) > max_length:
+        raise SpecError(path, f"at most {max_length} characters")
+    if pattern is not None and not pattern.match(raw):
+        raise SpecError(
+            path, f"{raw!r} is not valid ({_PATTERN_HINTS.get(pattern, pattern.pattern)})"
+        )
+    return raw
+
+
+_PATTERN_HINTS = {
+    _DNS_LABEL: "lower-case letters, digits and '-', starting and ending with a letter or digit",
+    _DNS_SUBDOMAIN: "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.'",
+    _SECRET_KEY: "letters, digits, '-', '_' and '.'",
+    _URL: "an http:// or https:// URL",
+}
+
+
+def _int(raw: Any, path: str, low: int, high: int) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise SpecError(path, f"must be an integer, got {_kind(raw)}")
+    if not low <= raw <= high:
+        raise SpecError(path, f"must be between {low} and {high}, got {raw}")
+    return raw
+
+
+def _bool(raw: Any, path: str) -> bool:
+    if not isinstance(raw, bool):
+        raise SpecError(path, f"must be true or false, got {_kind(raw)}")
+    return raw
+
+
+def _enum(cls: type[E], raw: Any, path: str) -> E:
+    try:
+        return cls(raw)
+    except ValueError:
+        allowed = " | ".join(m.value for m in cls)
+        raise SpecError(path, f"must be one of {allowed}, got {raw!r}") from None
+
+
+def _time(raw: Any, path: str) -> datetime | None:
+    if raw is None:
+        return None
+    if isinstance(raw, datetime):  # YAML loaders turn unquoted timestamps into datetimes
+        value = raw
+    elif isinstance(raw, str):
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise SpecError(
+                path, f"{raw!r} is not an RFC 3339 time such as 2024-07-09T00:00:00Z"
+            ) from None
+    else:
+        raise SpecError(path, f"must be an RFC 3339 time, got {_kind(raw)}")
+    if value.tzinfo is None:
+        raise SpecError(path, f"{raw!s} has no time zone (end it with Z or +08:00)")
+    return value
+
+
+def _kind(raw: Any) -> str:
+    return "nothing" if raw is None else type(raw).__name__
