@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -245,20 +247,19 @@ class Prober:
 
 
 def _transport_failure(exc: httpx.HTTPError) -> TransportFailure:
-    text = str(exc) or type(exc).__name__
-    lowered = text.lower()
+    """Name the cause: httpx often says only "All connection attempts failed"."""
     if isinstance(exc, httpx.TimeoutException):
-        kind = Transport.TIMEOUT
-    elif any(
-        s in lowered for s in ("name or service", "nodename", "getaddrinfo", "name resolution")
-    ):
-        kind = Transport.DNS
-    elif "refused" in lowered:
-        kind = Transport.REFUSED
-    elif "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
-        kind = Transport.TLS
-    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) or "reset" in lowered:
-        kind = Transport.RESET
-    else:
-        kind = Transport.OTHER
-    return TransportFailure(kind, text[:120])
+        return TransportFailure(Transport.TIMEOUT, str(exc)[:120])
+    kind = Transport.RESET if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) else None
+    cause: BaseException | None = exc
+    while cause is not None and kind is None:
+        if isinstance(cause, socket.gaierror):
+            kind = Transport.DNS
+        elif isinstance(cause, ConnectionRefusedError):
+            kind = Transport.REFUSED
+        elif isinstance(cause, ConnectionResetError | BrokenPipeError):
+            kind = Transport.RESET
+        elif isinstance(cause, ssl.SSLError):
+            kind = Transport.TLS
+        cause = cause.__cause__ or cause.__context__
+    return TransportFailure(kind or Transport.OTHER, (str(exc) or type(exc).__name__)[:120])

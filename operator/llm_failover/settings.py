@@ -21,3 +21,6 @@ class Settings:
     megabytes."""
     retry_seconds: float = 5.0
     """Seconds before a reconcile that failed on an API error is tried again."""
+    watch_timeout_seconds: int = 300
+    """Seconds a watch request lasts before kopf renews it; shorter than most load balancers'
+    idle limits, so a silently dropped connection is noticed."""

@@ -1,0 +1,90 @@
+"""The `llm-failover` command line (contract §7)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from llm_failover import __version__
+from llm_failover.settings import Settings
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-failover",
+        description="Keeps apps routed to a working LLM provider.",
+    )
+    parser.add_argument("--version", action="version", version=f"llm-failover {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the operator against the cluster of KUBECONFIG (or in-cluster config)",
+        description="Run the operator. Watches every namespace unless --namespace is given.",
+    )
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeat for several)",
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)"
+    )
+    run.add_argument("--metrics-port", type=_port, default=Settings.metrics_port, metavar="PORT")
+    run.add_argument("--health-port", type=_port, default=Settings.health_port, metavar="PORT")
+    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    return 2  # unreachable: argparse rejects unknown commands
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from llm_failover.runtime import serve
+
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    settings = Settings(
+        namespaces=tuple(args.namespace),
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+    )
+
+    async def main_async() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        logging.getLogger(__name__).info(
+            "llm-failover %s watching %s",
+            __version__,
+            ", ".join(settings.namespaces) or "all namespaces",
+        )
+        await serve(settings, stop_flag=stop)
+
+    asyncio.run(main_async())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""kopf handlers: thin glue from the LLMRoute watch to the route manager; no business rules here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import kopf
+
+from llm_failover.catalog import default_catalog
+from llm_failover.controller import RouteManager
+from llm_failover.kube import GROUP, PLURAL, VERSION, KubeClient, load_api_client
+from llm_failover.prober import Prober, utc_now
+from llm_failover.settings import Settings
+
+
+def build_registry() -> kopf.OperatorRegistry:
+    """A registry of its own, so that the CLI, the demo and tests each run a fresh operator."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        config: Settings = memo.settings
+        # The operator posts its own Events, only on transitions; kopf's per-handler Events would
+        # be noise (and need more RBAC). One replica (strategy Recreate) needs no peering.
+        settings.posting.enabled = False
+        settings.peering.standalone = True
+        settings.watching.server_timeout = config.watch_timeout_seconds
+        settings.watching.client_timeout = config.watch_timeout_seconds + 10
+        memo.kube = KubeClient(load_api_client())
+        memo.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            trust_env=True,  # HTTPS_PROXY: how many teams reach providers from inside China
+        )
+        memo.prober = Prober(client=memo.http, clock=utc_now, max_body_bytes=config.max_body_bytes)
+        memo.routes = RouteManager(
+            kube=memo.kube,
+            prober=memo.prober,
+            catalog=default_catalog(),
+            clock=utc_now,
+            settings=config,
+        )
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def on_route(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        routes: RouteManager = memo.routes
+        if event.get("type") == "DELETED":
+            routes.forget(body.metadata.namespace or "", body.metadata.name or "")
+        else:
+            routes.observe(_plain(body))
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(
+        memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+    ) -> None:
+        await memo.routes.close()
+        await memo.prober.close()
+        await memo.http.aclose()
+        memo.kube.close()
+        logger.info("stopped")
+
+    return registry
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    """A detached copy: the controller reads it later, after kopf has moved on."""
+    return {
+        "metadata": dict(body.metadata),
+        "spec": _copy(body.get("spec")),
+        "status": _copy(body.get("status")),
+    }
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict | kopf.Spec | kopf.Status) or hasattr(value, "items"):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value

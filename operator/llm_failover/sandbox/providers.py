@@ -1,0 +1,306 @@
+"""Local stand-ins for OpenAI-compatible providers, whose behaviour tests and the demo switch live.
+
+Each stand-in serves `GET {prefix}/models` and `POST {prefix}/chat/completions` on 127.0.0.1 and
+answers, per its current `Behaviour`, the way the real provider it imitates does (bodies taken
+from ../shared/research/providers.md): OpenAI's geo-block, Zhipu's 429 for an empty balance, a
+503, a connection reset, a hang. Standard library only, a thread per stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Behaviour(StrEnum):
+    HEALTHY = "healthy"
+    GEO_BLOCKED = "geo-blocked"
+    UNAUTHORIZED = "unauthorized"
+    QUOTA_EXHAUSTED = "quota-exhausted"
+    RATE_LIMITED = "rate-limited"
+    SERVER_ERROR = "server-error"
+    SLOW = "slow"
+    RESET = "reset"
+
+
+# (status, body) per provider flavour; "openai" is the fallback for every flavour.
+_ANSWERS: dict[str, dict[Behaviour, tuple[int, dict[str, Any]]]] = {
+    "openai": {
+        Behaviour.GEO_BLOCKED: (
+            403,
+            {
+                "error": {
+                    "code": "unsupported_country_region_territory",
+                    "message": "Country, region, or territory not supported",
+                    "param": None,
+                    "type": "request_forbidden",
+                }
+            },
+        ),
+        Behaviour.UNAUTHORIZED: (
+            401,
+            {
+                "error": {
+                    "message": "Incorrect API key provided.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_api_key",
+                }
+            },
+        ),
+        Behaviour.QUOTA_EXHAUSTED: (
+            429,
+            {
+                "error": {
+                    "message": "You exceeded your current quota, please check your plan.",
+                    "type": "insufficient_quota",
+                    "param": None,
+                    "code": "insufficient_quota",
+                }
+            },
+        ),
+        Behaviour.RATE_LIMITED: (
+            429,
+            {
+                "error": {
+                    "message": "Rate limit reached",
+                    "type": "requests",
+                    "code": "rate_limit_exceeded",
+                }
+            },
+        ),
+        Behaviour.SERVER_ERROR: (
+            503,
+            {
+                "error": {
+                    "message": "The server is overloaded or not ready yet.",
+                    "type": "server_error",
+                }
+            },
+        ),
+    },
+    "dashscope": {
+        Behaviour.UNAUTHORIZED: (
+            401,
+            {
+                "error": {
+                    "message": "Incorrect API key provided.",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            },
+        ),
+        Behaviour.QUOTA_EXHAUSTED: (
+            400,
+            {
+                "error": {
+                    "message": "Access denied, please make sure your account is in good standing.",
+                    "type": "Arrearage",
+                    "code": "Arrearage",
+                }
+            },
+        ),
+        Behaviour.RATE_LIMITED: (
+            429,
+            {
+                "error": {
+                    "message": "Requests rate limit exceeded, please try again later.",
+                    "type": "limit_requests",
+                    "code": "limit_requests",
+                }
+            },
+        ),
+        Behaviour.SERVER_ERROR: (
+            503,
+            {
+                "error": {
+                    "message": "The server is overloaded, please try again later.",
+                    "type": "ServiceUnavailable",
+                    "code": "ServiceUnavailable",
+                }
+            },
+        ),
+    },
+    "zhipu": {
+        Behaviour.UNAUTHORIZED: (401, {"error": {"code": "1000", "message": "身份验证失败。"}}),
+        Behaviour.QUOTA_EXHAUSTED: (
+            429,
+            {"error": {"code": "1113", "message": "余额不足或无可用资源包,请充值。"}},
+        ),
+        Behaviour.RATE_LIMITED: (
+            429,
+            {
+                "error": {
+                    "code": "1302",
+                    "message": "您当前使用该API的并发数过高,请降低并发,或联系客服增加限额。",
+                }
+            },
+        ),
+        Behaviour.SERVER_ERROR: (500, {"error": {"code": "500", "message": "Internal Error"}}),
+    },
+}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    authorization: str
+    body: dict[str, Any] | None
+    time: float
+
+
+@dataclass
+class StandInProvider:
+    """One stand-in provider. Switch `behaviour` at any time; read `requests` to see who called."""
+
+    name: str
+    flavour: str = "openai"
+    prefix: str = "/v1"
+    model: str = "gpt-4o"
+    api_key: str | None = None
+    """When set, a request without `Authorization: Bearer <api_key>` gets a 401."""
+    slow_seconds: float = 30.0
+    behaviour: Behaviour = Behaviour.HEALTHY
+    requests: list[Request] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the stand-in first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}{self.prefix}"
+
+    def set(self, behaviour: Behaviour) -> None:
+        with self._lock:
+            self.behaviour = behaviour
+
+    def count(self, path_suffix: str = "") -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r.path.endswith(path_suffix))
+
+    def start(self) -> StandInProvider:
+        handler = type("Handler", (_Handler,), {"provider": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, name=f"stand-in {self.name}", daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> StandInProvider:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _record(self, request: Request) -> Behaviour:
+        with self._lock:
+            self.requests.append(request)
+            return self.behaviour
+
+    def answer(self, behaviour: Behaviour) -> tuple[int, dict[str, Any]]:
+        flavour = _ANSWERS.get(self.flavour, {})
+        return flavour.get(behaviour) or _ANSWERS["openai"][behaviour]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    provider: StandInProvider
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:
+        self._serve(None)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self._serve(body if isinstance(body, dict) else None)
+
+    def _serve(self, body: dict[str, Any] | None) -> None:
+        provider = self.provider
+        authorization = self.headers.get("Authorization", "")
+        behaviour = provider._record(
+            Request(self.command, self.path, authorization, body, time.time())
+        )
+        path = self.path.split("?")[0]
+        if behaviour is Behaviour.RESET:
+            # SO_LINGER 0: close() sends a TCP RST, as a middlebox killing the flow does.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        if behaviour is Behaviour.SLOW:
+            time.sleep(provider.slow_seconds)
+            behaviour = Behaviour.HEALTHY
+        if provider.api_key is not None and authorization != f"Bearer {provider.api_key}":
+            behaviour = Behaviour.UNAUTHORIZED
+        if behaviour is not Behaviour.HEALTHY:
+            self._json(*provider.answer(behaviour))
+        elif self.command == "GET" and path == f"{provider.prefix}/models":
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": provider.model, "object": "model", "owned_by": provider.name}],
+                },
+            )
+        elif self.command == "POST" and path == f"{provider.prefix}/chat/completions":
+            self._json(200, _completion(provider, body))
+        else:
+            self._json(
+                404,
+                {
+                    "error": {
+                        "message": f"no route {self.command} {path}",
+                        "type": "invalid_request_error",
+                        "code": "not_found",
+                    }
+                },
+            )
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _completion(provider: StandInProvider, body: dict[str, Any] | None) -> dict[str, Any]:
+    model = (body or {}).get("model") or provider.model
+    return {
+        "id": f"chatcmpl-{provider.name}-{len(provider.requests)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": f"pong from {provider.name}"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }

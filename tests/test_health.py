@@ -1,0 +1,135 @@
+"""Table tests of the per-provider health state machine (contract §3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, Transition, observe
+from llm_failover.state import ProviderState as S
+
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+TH = Thresholds(failure=3, success=2, interval_seconds=10)
+H, GEO, E5, RATE = S.HEALTHY, S.GEO_BLOCKED, S.SERVER_ERROR, S.RATE_LIMITED
+
+
+def run(
+    states: list[S], *, start: ProviderHealth | None = None, step: timedelta = timedelta(seconds=10)
+) -> tuple[ProviderHealth, list[Transition | None]]:
+    health = start or ProviderHealth()
+    transitions = []
+    for i, state in enumerate(states):
+        health, transition = observe(health, ProbeResult(state, T0 + i * step), TH)
+        transitions.append(transition)
+    return health, transitions
+
+
+TRUSTED = run([H])[0]
+
+
+@pytest.mark.parametrize(
+    ("states", "trusted", "transitions"),
+    [
+        pytest.param([H], True, [None], id="first healthy probe: trusted, no event"),
+        pytest.param([GEO], False, [Transition.EJECTED], id="first answer a geo-block: ejected"),
+        pytest.param([E5], False, [None], id="first answer a 5xx: not trusted yet, not ejected"),
+        pytest.param([H, GEO], False, [None, Transition.EJECTED], id="hard state ejects at once"),
+        pytest.param(
+            [H, E5, E5], True, [None, None, None], id="soft below threshold: still trusted"
+        ),
+        pytest.param(
+            [H, E5, E5, E5], False, [None, None, None, Transition.EJECTED], id="soft at threshold"
+        ),
+        pytest.param(
+            [H, E5, RATE, E5], False, [None, None, None, Transition.EJECTED], id="mixed soft streak"
+        ),
+        pytest.param([H, E5, E5, H, E5, E5], True, [None] * 6, id="a success resets the streak"),
+        pytest.param(
+            [H, GEO, H],
+            False,
+            [None, Transition.EJECTED, None],
+            id="one success is not enough after ejection",
+        ),
+        pytest.param(
+            [H, GEO, H, H],
+            True,
+            [None, Transition.EJECTED, None, Transition.RECOVERED],
+            id="successThreshold successes re-trust",
+        ),
+        pytest.param(
+            [H, GEO, H, E5, H, H],
+            True,
+            [None, Transition.EJECTED, None, None, None, Transition.RECOVERED],
+            id="a failure restarts the success count",
+        ),
+    ],
+)
+def test_transitions(states: list[S], trusted: bool, transitions: list[Transition | None]) -> None:
+    health, seen = run(states)
+    assert health.trusted is trusted
+    assert seen == transitions
+    assert health.state is states[-1]
+
+
+def test_counters_and_failing_since() -> None:
+    health, _ = run([H, E5, E5])
+    assert (health.consecutive_failures, health.consecutive_successes) == (2, 0)
+    assert health.failing_since == T0 + timedelta(seconds=10)  # the first failure of the streak
+    health, _ = observe(health, ProbeResult(H, T0 + timedelta(seconds=30)), TH)
+    assert (health.consecutive_failures, health.consecutive_successes) == (0, 1)
+    assert health.failing_since is None
+
+
+def test_failing_from_the_start_needs_the_full_threshold() -> None:
+    health, _ = run([E5, E5, E5, H])
+    assert not health.trusted  # 3 failures reached failureThreshold: one success is not enough
+    health, transition = observe(health, ProbeResult(H, T0 + timedelta(minutes=1)), TH)
+    assert health.trusted
+    assert transition is Transition.RECOVERED
+
+
+def ejections_and_recoveries(cycles: int, *, gap: timedelta) -> list[int]:
+    """Eject and recover a provider `cycles` times; return what each recovery required."""
+    health = TRUSTED
+    now = T0
+    required = []
+    for _ in range(cycles):
+        now += gap
+        health, transition = observe(health, ProbeResult(GEO, now), TH)
+        assert transition is Transition.EJECTED
+        required.append(health.required_successes)
+        while not health.trusted:
+            now += timedelta(seconds=10)
+            health, _ = observe(health, ProbeResult(H, now), TH)
+    return required
+
+
+def test_flapping_doubles_the_successes_needed() -> None:
+    assert ejections_and_recoveries(4, gap=timedelta(minutes=5)) == [2, 4, 8, 16]
+
+
+def test_doubling_is_capped_at_one_hour_of_probes() -> None:
+    # interval 10 s: one hour is 360 probes
+    assert ejections_and_recoveries(12, gap=timedelta(minutes=1))[-3:] == [360, 360, 360]
+
+
+def test_a_stable_hour_resets_the_doubling() -> None:
+    assert ejections_and_recoveries(3, gap=timedelta(hours=2)) == [2, 2, 2]
+
+
+def test_the_cap_is_never_below_the_threshold() -> None:
+    assert Thresholds(failure=3, success=10, interval_seconds=3600).success_cap == 10
+    assert Thresholds(failure=3, success=2, interval_seconds=7).success_cap == 515
+
+
+def test_probe_details_are_kept() -> None:
+    result = ProbeResult(GEO, T0, "unsupported_country_region_territory: nope", 403, 182)
+    health, _ = observe(TRUSTED, result, TH)
+    assert (health.message, health.http_status, health.latency_milliseconds) == (
+        "unsupported_country_region_territory: nope",
+        403,
+        182,
+    )
+    assert health.last_transition == T0
+    assert health.last_probe == T0
