@@ -6,6 +6,7 @@ balance, MiniMax 200 with the error inside `base_resp`, Qianfan 401 for an unkno
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ MESSAGE_LIMIT = 200
 
 _SECRET_LIKE = re.compile(r"\b(sk|ak|bce-v3)[-_/A-Za-z0-9]{12,}")
 _TAGS = re.compile(r"<[^>]+>")
+# Elements whose text is not what the page says: the head (title included), scripts, styles.
+_UNSEEN = re.compile(r"<(head|title|script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
 
@@ -204,9 +207,17 @@ def _sane(document: Any, method: ProbeMethod) -> bool:
 
 
 def _plain_text(text: str) -> str:
+    """What an HTML page says (its title only if it says nothing else); other text as it is.
+
+    The title of an error page mostly repeats the status ("451 Unavailable For Legal Reasons"),
+    while the body says why (Xiaomi's "cross-border isolation policy", Cloudflare's "Sorry, you
+    have been blocked"): the body is what phrases must match and what a human must read.
+    """
+    visible = _SPACE.sub(" ", html.unescape(_TAGS.sub(" ", _UNSEEN.sub(" ", text)))).strip()
+    if visible:
+        return visible
     title = _TITLE.search(text)
-    body = title.group(1) if title else _TAGS.sub(" ", text)
-    return _SPACE.sub(" ", body).strip()
+    return _SPACE.sub(" ", html.unescape(title.group(1))).strip() if title else ""
 
 
 def _detail(codes: list[str], messages: list[str], plain: str) -> str:
