@@ -64,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     from llm_failover.runtime import serve
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    logging.getLogger("httpcore").setLevel(logging.INFO)  # per-socket traces help nobody
     settings = Settings(
         namespaces=tuple(args.namespace),
         metrics_port=args.metrics_port,

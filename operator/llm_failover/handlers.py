@@ -19,6 +19,11 @@ def build_registry() -> kopf.OperatorRegistry:
     """A registry of its own, so that the CLI, the demo and tests each run a fresh operator."""
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod, the service account; elsewhere KUBECONFIG, read when the operator starts.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         config: Settings = memo.settings
@@ -44,7 +49,7 @@ def build_registry() -> kopf.OperatorRegistry:
         )
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def on_route(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    async def on_route(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         routes: RouteManager = memo.routes
         if event.get("type") == "DELETED":
             routes.forget(body.metadata.namespace or "", body.metadata.name or "")

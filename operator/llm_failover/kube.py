@@ -22,6 +22,8 @@ VERSION = "v1alpha1"
 PLURAL = "llmroutes"
 KIND = "LLMRoute"
 COMPONENT = "llm-failover"
+REQUEST_TIMEOUT = (5, 30)
+"""Seconds to connect and to read: a hung API call must not hold a worker thread (or shutdown)."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ class KubeClient:
 
         def call() -> Any:
             # Raw JSON instead of the client's models: plain dicts, and no model deserialisation.
-            response = method(*args, _preload_content=False)
+            response = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
             return response.json() if response.data else None
 
         try:

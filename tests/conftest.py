@@ -1,0 +1,289 @@
+"""Fixtures for integration tests: an emulated cluster, stand-in providers, the operator process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from llm_failover.sandbox.cluster import EmulatedCluster
+from llm_failover.sandbox.providers import StandInProvider
+
+ROOT = Path(__file__).resolve().parents[1]
+CRD = ROOT / "crds" / "llmroutes.yaml"
+GROUP, VERSION, PLURAL = "llmfailover.dev", "v1alpha1", "llmroutes"
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float = 20, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class OperatorProcess:
+    """`llm-failover run` as a user starts it, against the emulated cluster's kubeconfig."""
+
+    kubeconfig: Path
+    log_path: Path
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    health_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+
+    def start(self) -> OperatorProcess:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        args = [sys.executable, "-m", "llm_failover.cli", "run", "--verbose"]
+        args += ["--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*args, *self.extra_args], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.terminate()  # SIGTERM: the way Kubernetes stops a pod
+        try:
+            code = self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError("the operator did not stop within 20 s of SIGTERM") from None
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Env:
+    """One test's world: a namespace in the emulated cluster, stand-ins, and kubectl."""
+
+    cluster: EmulatedCluster
+    namespace: str
+    kubeconfig: Path
+
+    def route(self, name: str) -> dict[str, Any] | None:
+        return self.cluster.get(
+            group=GROUP, version=VERSION, plural=PLURAL, namespace=self.namespace, name=name
+        )
+
+    def status(self, name: str) -> dict[str, Any]:
+        return (self.route(name) or {}).get("status") or {}
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        return next((c for c in self.status(name).get("conditions", []) if c["type"] == kind), {})
+
+    def provider_status(self, route: str, provider: str) -> dict[str, Any]:
+        return next(
+            (p for p in self.status(route).get("providers", []) if p["name"] == provider), {}
+        )
+
+    def config_map(self, name: str) -> dict[str, Any] | None:
+        return self.cluster.get(
+            group="", version="v1", plural="configmaps", namespace=self.namespace, name=name
+        )
+
+    def data(self, name: str) -> dict[str, str]:
+        return (self.config_map(name) or {}).get("data") or {}
+
+    def secret(self, name: str) -> dict[str, Any] | None:
+        return self.cluster.get(
+            group="", version="v1", plural="secrets", namespace=self.namespace, name=name
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.cluster.objects(
+            group="", version="v1", plural="events", namespace=self.namespace
+        )
+
+    def event_reasons(self) -> list[str]:
+        return [
+            e["reason"] for e in sorted(self.events(), key=lambda e: e.get("lastTimestamp", ""))
+        ]
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        obj.setdefault("metadata", {}).setdefault("namespace", self.namespace)
+        self.cluster.apply(obj)
+
+    def key_secret(self, name: str, value: str, key: str = "api-key") -> None:
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name},
+                "stringData": {key: value},
+            }
+        )
+
+    def llm_route(self, name: str, spec: dict[str, Any]) -> None:
+        self.apply(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "LLMRoute",
+                "metadata": {"name": name},
+                "spec": spec,
+            }
+        )
+
+    def patch_spec(self, name: str, **changes: Any) -> None:
+        route = self.route(name)
+        assert route is not None
+        route["spec"].update(changes)
+        self.cluster.apply(route)
+
+    def kubectl(self, *args: str) -> str:
+        result = subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), "-n", self.namespace, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[EmulatedCluster]:
+    with EmulatedCluster(crd_paths=[CRD]) as emulated:
+        yield emulated
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster: EmulatedCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator for the integration tests that do not restart it; each test has a namespace."""
+    process = OperatorProcess(
+        kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log"
+    ).start()
+    yield process
+    if process.process is not None:
+        process.stop()
+
+
+@pytest.fixture
+def env(cluster: EmulatedCluster, kubeconfig: Path) -> Iterator[Env]:
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.add_namespace(namespace)
+    yield Env(cluster=cluster, namespace=namespace, kubeconfig=kubeconfig)
+    # Deleting the namespace deletes its routes: the operator stops probing for them.
+    cluster.delete(group="", version="v1", plural="namespaces", namespace=None, name=namespace)
+
+
+@pytest.fixture
+def stand_ins() -> Iterator[dict[str, StandInProvider]]:
+    """openai, qwen (DashScope's API shape) and glm (Zhipu's), each expecting its own key."""
+    providers = {
+        "openai": StandInProvider(
+            "openai",
+            flavour="openai",
+            prefix="/v1",
+            model="gpt-4o",
+            api_key="sk-openai-key-0001",
+            slow_seconds=3,
+        ),
+        "qwen": StandInProvider(
+            "qwen",
+            flavour="dashscope",
+            prefix="/compatible-mode/v1",
+            model="qwen-max",
+            api_key="sk-qwen-key-0002",
+            slow_seconds=3,
+        ),
+        "glm": StandInProvider(
+            "glm",
+            flavour="zhipu",
+            prefix="/api/paas/v4",
+            model="glm-5",
+            api_key="glm-key-0003.secret",
+            slow_seconds=3,
+        ),
+    }
+    for provider in providers.values():
+        provider.start()
+    yield providers
+    for provider in providers.values():
+        provider.stop()
+
+
+def three_providers(stand_ins: dict[str, StandInProvider], env: Env, **spec: Any) -> dict[str, Any]:
+    """A route spec over the three stand-ins, with their key Secrets created in the namespace."""
+    presets = {"openai": "openai", "qwen": "dashscope", "glm": "zhipu"}
+    providers = []
+    for name, provider in stand_ins.items():
+        assert provider.api_key is not None
+        env.key_secret(f"{name}-key", provider.api_key)
+        providers.append(
+            {
+                "name": name,
+                "preset": presets[name],
+                "baseURL": provider.base_url,
+                "model": provider.model,
+                "apiKeySecretRef": {"name": f"{name}-key", "key": "api-key"},
+            }
+        )
+    health = {
+        "intervalSeconds": 1,
+        "timeoutSeconds": 1,
+        "failureThreshold": 3,
+        "successThreshold": 2,
+    }
+    health.update(spec.pop("healthCheck", {}))
+    return {
+        "providers": providers,
+        "healthCheck": health,
+        "target": {"configMapName": "chat-llm"},
+        **spec,
+    }
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """On failure, attach the operator's log lines about the test's namespace."""
+    report: pytest.TestReport = yield
+    funcargs = getattr(item, "funcargs", {})
+    if (
+        report.failed
+        and isinstance(funcargs.get("env"), Env)
+        and isinstance(funcargs.get("operator"), OperatorProcess)
+    ):
+        namespace = funcargs["env"].namespace
+        lines = [
+            line
+            for line in funcargs["operator"].log().splitlines()
+            if namespace in line or "Error" in line
+        ]
+        report.sections.append(("operator log", "\n".join(lines[-80:])))
+    return report
