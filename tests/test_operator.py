@@ -6,6 +6,7 @@ import base64
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -377,3 +378,31 @@ def config_map_writes(env: Env) -> list[tuple[str, str]]:
         for m, p in env.cluster.requests
         if m in ("POST", "PUT", "PATCH") and p.startswith(prefix)
     ]
+
+
+def test_run_with_namespace_watches_only_that_namespace(
+    env: Env, stand_ins: Providers, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    other = Env(env.cluster, f"{env.namespace}-other", env.kubeconfig)
+    env.cluster.add_namespace(other.namespace)
+    operator.stop()
+    scoped = OperatorProcess(
+        env.kubeconfig, tmp_path / "scoped.log", extra_args=("--namespace", env.namespace)
+    ).start()
+    try:
+        env.llm_route("chat", three_providers(stand_ins, env))
+        other.llm_route("chat", three_providers(stand_ins, other))
+        routed_to(env, "openai")
+        wait_for(
+            lambda: env.provider_status("chat", "openai").get("consecutiveSuccesses", 0) >= 3,
+            what="more probes",
+        )
+        assert other.config_map("chat-llm") is None
+        assert other.status("chat") == {}
+        assert "watching " + env.namespace in scoped.log()
+    finally:
+        assert scoped.stop() == 0
+        operator.start()
+        env.cluster.delete(
+            group="", version="v1", plural="namespaces", namespace=None, name=other.namespace
+        )

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -289,7 +289,13 @@ class RouteController:
             "ConfigMap", target.config_map_name, output.config_map, self._kube.read_config_map
         )
 
-    async def _write(self, kind: str, name: str, data: Mapping[str, str], read: Any) -> str | None:
+    async def _write(
+        self,
+        kind: str,
+        name: str,
+        data: Mapping[str, str],
+        read: Callable[[str, str], Awaitable[dict[str, Any] | None]],
+    ) -> str | None:
         if self._written.get(kind) == data:
             return None
         existing = await read(self.ref.namespace, name)

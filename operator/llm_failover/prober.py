@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import socket
 import ssl
 import time
@@ -31,8 +30,6 @@ from llm_failover.classifier import (
     TransportFailure,
     classify,
 )
-
-log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
