@@ -19,9 +19,10 @@ from typing import Any
 
 from llm_failover.catalog import Catalog
 from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, Transition, observe
-from llm_failover.kube import KubeClient, KubeError, RouteRef
+from llm_failover.kube import ClusterApi, KubeError, RouteRef
+from llm_failover.metrics import Metrics
 from llm_failover.policy import Condition, Decision, Reason, decide
-from llm_failover.prober import Clock, Credential, Endpoint, Prober, Schedule
+from llm_failover.prober import Clock, Credential, Endpoint, ProbeSource, Schedule
 from llm_failover.routing import RoutingOutput, routing_output
 from llm_failover.settings import Settings
 from llm_failover.spec import RouteSpec, SpecError, parse_route_spec
@@ -55,13 +56,15 @@ class RouteController:
         self,
         *,
         ref: RouteRef,
-        kube: KubeClient,
-        prober: Prober,
+        kube: ClusterApi,
+        prober: ProbeSource,
         catalog: Catalog,
         clock: Clock,
         settings: Settings,
+        metrics: Metrics,
     ) -> None:
         self.ref = ref
+        self._metrics = metrics
         self._kube = kube
         self._prober = prober
         self._catalog = catalog
@@ -302,15 +305,20 @@ class RouteController:
         if existing is None:
             create = self._kube.create_secret if kind == "Secret" else self._kube.create_config_map
             await create(self.ref, name, data)
-            log.info("%s: created %s %s", self.key, kind, name)
+            self._written_one(kind, name, "created")
         elif not self.ref.owns(existing):
             return f"{kind} {self.ref.namespace}/{name} exists and is not owned by this LLMRoute"
         elif _decoded(existing, kind) != dict(data):
             patch = self._kube.patch_secret if kind == "Secret" else self._kube.patch_config_map
             await patch(self.ref.namespace, name, data)
-            log.info("%s: updated %s %s", self.key, kind, name)
+            self._written_one(kind, name, "updated")
         self._written[kind] = dict(data)
         return None
+
+    def _written_one(self, kind: str, name: str, verb: str) -> None:
+        log.info("%s: %s %s %s", self.key, verb, kind, name)
+        if kind == "ConfigMap":
+            self._metrics.config_map_written(namespace=self.ref.namespace, route=self.ref.name)
 
     def _apply(self, decision: Decision, now: datetime) -> list[Event]:
         """Record a decision whose output is written; return the Event of a switch, if any."""
@@ -329,6 +337,19 @@ class RouteController:
             "to": decision.active,
             "reason": decision.reason,
         }
+        # Time to failover runs from the first failing probe of the provider left behind to now,
+        # when the output naming its successor is written; a switch no failure caused has none.
+        failing_since = self._health.get(previous, ProviderHealth()).failing_since
+        written = self._clock()
+        self._metrics.failed_over(
+            namespace=self.ref.namespace,
+            route=self.ref.name,
+            source=previous,
+            target=decision.active,
+            reason=decision.reason,
+            at=written.timestamp(),
+            duration_seconds=(written - failing_since).total_seconds() if failing_since else None,
+        )
         back = decision.reason == Reason.FAILBACK
         reason = EventReason.FAILED_BACK if back else EventReason.FAILED_OVER
         return [Event(reason, f"{previous} → {decision.active} ({decision.reason})")]
@@ -368,6 +389,19 @@ class RouteController:
             status["lastFailover"] = self._last_failover
         await self._patch_status(status)
         await self._post(events, now)
+        self._metrics.route_state(
+            namespace=self.ref.namespace,
+            route=self.ref.name,
+            providers=[
+                (
+                    p.name,
+                    self._health.get(p.name, ProviderHealth()).state,
+                    decision.eligible[p.name],
+                )
+                for p in spec.providers
+            ],
+            active=self._active,
+        )
 
     async def _report_problem(
         self, reason: str, message: str, generation: int | None, now: datetime
@@ -454,13 +488,15 @@ class RouteManager:
     def __init__(
         self,
         *,
-        kube: KubeClient,
-        prober: Prober,
+        kube: ClusterApi,
+        prober: ProbeSource,
         catalog: Catalog,
         clock: Clock,
         settings: Settings,
+        metrics: Metrics,
     ) -> None:
         self._kube = kube
+        self._metrics = metrics
         self._prober = prober
         self._catalog = catalog
         self._clock = clock
@@ -486,6 +522,7 @@ class RouteManager:
                 catalog=self._catalog,
                 clock=self._clock,
                 settings=self._settings,
+                metrics=self._metrics,
             )
             task = asyncio.create_task(controller.run(), name=f"route {key}")
             task.add_done_callback(_log_crash)
@@ -497,6 +534,7 @@ class RouteManager:
         if known is not None:
             known[0].stop()
             known[1].cancel()
+            self._metrics.route_removed(namespace=namespace, route=name)
 
     async def close(self) -> None:
         routes = list(self._routes.values())

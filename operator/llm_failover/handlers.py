@@ -11,6 +11,7 @@ import kopf
 from llm_failover.catalog import default_catalog
 from llm_failover.controller import RouteManager
 from llm_failover.kube import GROUP, PLURAL, VERSION, KubeClient, load_api_client
+from llm_failover.metrics import Metrics
 from llm_failover.prober import Prober, utc_now
 from llm_failover.settings import Settings
 
@@ -39,13 +40,24 @@ def build_registry() -> kopf.OperatorRegistry:
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             trust_env=True,  # HTTPS_PROXY: how many teams reach providers from inside China
         )
-        memo.prober = Prober(client=memo.http, clock=utc_now, max_body_bytes=config.max_body_bytes)
+        metrics: Metrics = memo.metrics
+        memo.prober = Prober(
+            client=memo.http,
+            clock=utc_now,
+            max_body_bytes=config.max_body_bytes,
+            on_report=lambda endpoint, report: metrics.probed(
+                endpoint=endpoint.host,
+                state=report.classification.state,
+                seconds=report.latency_milliseconds / 1000,
+            ),
+        )
         memo.routes = RouteManager(
             kube=memo.kube,
             prober=memo.prober,
             catalog=default_catalog(),
             clock=utc_now,
             settings=config,
+            metrics=metrics,
         )
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)

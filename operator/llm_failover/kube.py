@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes
 
@@ -45,6 +45,28 @@ class RouteRef:
     def owns(self, obj: Mapping[str, Any]) -> bool:
         refs = obj.get("metadata", {}).get("ownerReferences") or []
         return any(r.get("uid") == self.uid and r.get("kind") == KIND for r in refs)
+
+
+class ClusterApi(Protocol):
+    """What the route controller needs from the Kubernetes API (tests provide a fake)."""
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None: ...
+    async def read_secret_object(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def create_config_map(
+        self, route: RouteRef, name: str, data: Mapping[str, str]
+    ) -> None: ...
+    async def patch_config_map(
+        self, namespace: str, name: str, data: Mapping[str, str]
+    ) -> None: ...
+    async def create_secret(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None: ...
+    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None: ...
+    async def patch_route_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None: ...
+    async def post_event(
+        self, route: RouteRef, *, type: str, reason: str, message: str, now: datetime
+    ) -> None: ...
 
 
 class KubeError(RuntimeError):

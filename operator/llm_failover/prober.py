@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -95,7 +96,7 @@ class Report:
     """One probe of an endpoint; `sequence` grows by one per probe so routes consume each once."""
 
     sequence: int
-    time: datetime
+    time: datetime  # when the probe was sent: a time-to-failover starts there
     classification: Classification
     latency_milliseconds: int
 
@@ -104,6 +105,16 @@ class Report:
 class Schedule:
     interval_seconds: float
     timeout_seconds: float
+
+
+class ProbeSource(Protocol):
+    """What the route controller needs from the prober (tests provide a fake)."""
+
+    def subscribe(
+        self, subscriber: str, endpoints: Mapping[Endpoint, Schedule], wake: asyncio.Event
+    ) -> None: ...
+    def unsubscribe(self, subscriber: str) -> None: ...
+    def latest(self, endpoint: Endpoint) -> Report | None: ...
 
 
 class Prober:
@@ -187,6 +198,7 @@ class Prober:
 
     async def probe(self, endpoint: Endpoint, *, timeout_seconds: float) -> Report:
         """Probe once and classify; never raises for anything the provider or network does."""
+        sent_at = self._clock()
         started = time.monotonic()
         try:
             async with asyncio.timeout(timeout_seconds):
@@ -204,7 +216,7 @@ class Prober:
                 classification.http_status,
             )
         self._sequence += 1
-        return Report(self._sequence, self._clock(), classification, latency)
+        return Report(self._sequence, sent_at, classification, latency)
 
     async def _request(self, endpoint: Endpoint, timeout_seconds: float) -> Outcome:
         headers = {"User-Agent": f"llm-failover/{__version__}", "Accept": "application/json"}

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 
 import kopf
+from prometheus_client import CollectorRegistry, start_http_server
 
 from llm_failover.handlers import build_registry
+from llm_failover.metrics import Metrics
 from llm_failover.settings import Settings
 
 
@@ -18,14 +20,22 @@ async def serve(
     *,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> None:
-    await kopf.operator(
-        registry=build_registry(),
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=list(settings.namespaces),
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-        memo=kopf.Memo(settings=settings),
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    """Run until `stop_flag` is set (or kopf stops); metrics on `settings.metrics_port`."""
+    metrics = Metrics(registry or CollectorRegistry())
+    server, thread = start_http_server(settings.metrics_port, registry=metrics.registry)
+    try:
+        await kopf.operator(
+            registry=build_registry(),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+            memo=kopf.Memo(settings=settings, metrics=metrics),
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

@@ -1,0 +1,171 @@
+"""Prometheus metrics of contract §6 on an injected registry; a deleted route's series go too."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from llm_failover import __version__
+from llm_failover.state import ProviderState
+
+# Time to failover spans a geo-block noticed at the next probe (well under a second after the
+# probe) to soft failures counted over several intervals (tens of seconds to minutes).
+FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+# Probe latency: loopback stand-ins answer in milliseconds, a provider across the GFW in seconds.
+PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass
+class _RouteSeries:
+    """Which label values a route has used, so that they can all be removed."""
+
+    providers: set[str] = field(default_factory=set)
+    failovers: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        route = ["namespace", "route"]
+        self.provider_up = Gauge(
+            "llmfailover_provider_up",
+            "1 if the provider is eligible for routing (trusted and inside its window), else 0.",
+            [*route, "provider"],
+            registry=registry,
+        )
+        self.provider_state = Gauge(
+            "llmfailover_provider_state",
+            "1 for the provider's current state, 0 for the other states.",
+            [*route, "provider", "state"],
+            registry=registry,
+        )
+        self.active_provider = Gauge(
+            "llmfailover_route_active_provider",
+            "1 for the provider the route's ConfigMap names, 0 for the route's other providers.",
+            [*route, "provider"],
+            registry=registry,
+        )
+        self.failovers = Counter(
+            "llmfailover_failovers",
+            "Switches of a route's active provider, failbacks included.",
+            [*route, "from_provider", "to_provider", "reason"],
+            registry=registry,
+        )
+        self.last_failover = Gauge(
+            "llmfailover_last_failover_timestamp_seconds",
+            "Unix time of the route's last switch of active provider.",
+            route,
+            registry=registry,
+        )
+        self.failover_duration = Histogram(
+            "llmfailover_failover_duration_seconds",
+            "From the first failing probe of the active provider to the routing output switched.",
+            route,
+            buckets=FAILOVER_BUCKETS,
+            registry=registry,
+        )
+        self.probes = Counter(
+            "llmfailover_probes",
+            "Probes sent, by endpoint host and resulting state.",
+            ["endpoint", "state"],
+            registry=registry,
+        )
+        self.probe_duration = Histogram(
+            "llmfailover_probe_duration_seconds",
+            "Probe round trip, by endpoint host.",
+            ["endpoint"],
+            buckets=PROBE_BUCKETS,
+            registry=registry,
+        )
+        self.configmap_writes = Counter(
+            "llmfailover_configmap_writes",
+            "Writes (creates and updates) of a route's routing ConfigMap.",
+            route,
+            registry=registry,
+        )
+        self.routes = Gauge(
+            "llmfailover_routes", "LLMRoutes the operator manages.", registry=registry
+        )
+        self.build_info = Gauge(
+            "llmfailover_build_info",
+            "Always 1; the version is a label.",
+            ["version"],
+            registry=registry,
+        )
+        self.build_info.labels(__version__).set(1)
+        self._series: dict[tuple[str, str], _RouteSeries] = {}
+
+    def probed(self, *, endpoint: str, state: ProviderState, seconds: float) -> None:
+        self.probes.labels(endpoint, state.value).inc()
+        self.probe_duration.labels(endpoint).observe(seconds)
+
+    def route_state(
+        self,
+        *,
+        namespace: str,
+        route: str,
+        providers: Iterable[tuple[str, ProviderState, bool]],
+        active: str | None,
+    ) -> None:
+        """Set a route's per-provider gauges; providers no longer in its spec lose their series."""
+        series = self._series.setdefault((namespace, route), _RouteSeries())
+        current = set()
+        for name, state, eligible in providers:
+            current.add(name)
+            self.provider_up.labels(namespace, route, name).set(1 if eligible else 0)
+            for candidate in ProviderState:
+                self.provider_state.labels(namespace, route, name, candidate.value).set(
+                    1 if candidate is state else 0
+                )
+            if active is not None:
+                self.active_provider.labels(namespace, route, name).set(1 if name == active else 0)
+        for gone in series.providers - current:
+            self._remove_provider(namespace, route, gone)
+        series.providers = current
+        self.routes.set(len(self._series))
+
+    def failed_over(
+        self,
+        *,
+        namespace: str,
+        route: str,
+        source: str,
+        target: str,
+        reason: str,
+        at: float,
+        duration_seconds: float | None,
+    ) -> None:
+        self.failovers.labels(namespace, route, source, target, reason).inc()
+        self._series.setdefault((namespace, route), _RouteSeries()).failovers.add(
+            (source, target, reason)
+        )
+        self.last_failover.labels(namespace, route).set(at)
+        if duration_seconds is not None:
+            self.failover_duration.labels(namespace, route).observe(max(0.0, duration_seconds))
+
+    def config_map_written(self, *, namespace: str, route: str) -> None:
+        self.configmap_writes.labels(namespace, route).inc()
+
+    def route_removed(self, *, namespace: str, route: str) -> None:
+        series = self._series.pop((namespace, route), _RouteSeries())
+        for provider in series.providers:
+            self._remove_provider(namespace, route, provider)
+        for labels in series.failovers:
+            _remove(self.failovers, namespace, route, *labels)
+        for metric in (self.last_failover, self.failover_duration, self.configmap_writes):
+            _remove(metric, namespace, route)
+        self.routes.set(len(self._series))
+
+    def _remove_provider(self, namespace: str, route: str, provider: str) -> None:
+        _remove(self.provider_up, namespace, route, provider)
+        _remove(self.active_provider, namespace, route, provider)
+        for state in ProviderState:
+            _remove(self.provider_state, namespace, route, provider, state.value)
+
+
+def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never set: nothing to remove
+        metric.remove(*labels)

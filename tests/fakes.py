@@ -1,0 +1,128 @@
+"""In-memory stand-ins for the controller's two collaborators: the cluster and the probe results."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from llm_failover.classifier import Classification
+from llm_failover.kube import RouteRef
+from llm_failover.prober import Endpoint, Report, Schedule
+from llm_failover.state import ProviderState
+
+
+@dataclass
+class FakeCluster:
+    """ConfigMaps, Secrets, a route status and Events, as plain dicts; every write is logged."""
+
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    writes: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        self.objects[("Secret", namespace, name)] = {"metadata": {"name": name}, "data": encoded}
+
+    def data(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        obj = self.objects.get((kind, namespace, name))
+        return None if obj is None else dict(obj["data"])
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        obj = self.objects.get(("Secret", namespace, name))
+        if obj is None:
+            return None
+        return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+
+    async def read_secret_object(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.objects.get(("Secret", namespace, name)))
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.objects.get(("ConfigMap", namespace, name)))
+
+    async def create_config_map(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None:
+        self._put("ConfigMap", route, name, dict(data))
+
+    async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        self.objects[("ConfigMap", namespace, name)]["data"].update(data)
+        self.writes.append(("ConfigMap", name))
+
+    async def create_secret(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None:
+        self._put(
+            "Secret",
+            route,
+            name,
+            {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        )
+
+    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        self.objects[("Secret", namespace, name)]["data"].update(encoded)
+        self.writes.append(("Secret", name))
+
+    async def patch_route_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        self.status = copy.deepcopy(dict(status))
+
+    async def post_event(
+        self, route: RouteRef, *, type: str, reason: str, message: str, now: datetime
+    ) -> None:
+        self.events.append((type, reason, message))
+
+    def _put(self, kind: str, route: RouteRef, name: str, data: dict[str, str]) -> None:
+        meta = {"name": name, "ownerReferences": [route.owner_reference()]}
+        self.objects[(kind, route.namespace, name)] = {"metadata": meta, "data": data}
+        self.writes.append((kind, name))
+
+
+@dataclass
+class FakeProbes:
+    """Probe results the test sets per base URL; the controller reads them as it would the prober's."""
+
+    subscribed: dict[str, Mapping[Endpoint, Schedule]] = field(default_factory=dict)
+    results: dict[str, Report] = field(default_factory=dict)
+    sequence: int = 0
+
+    def subscribe(
+        self, subscriber: str, endpoints: Mapping[Endpoint, Schedule], wake: asyncio.Event
+    ) -> None:
+        self.subscribed[subscriber] = endpoints
+
+    def unsubscribe(self, subscriber: str) -> None:
+        self.subscribed.pop(subscriber, None)
+
+    def latest(self, endpoint: Endpoint) -> Report | None:
+        return self.results.get(endpoint.base_url)
+
+    def answer(
+        self,
+        base_url: str,
+        state: ProviderState,
+        *,
+        at: datetime,
+        status: int = 0,
+        latency: int = 20,
+    ) -> None:
+        self.sequence += 1
+        message = "" if state is ProviderState.HEALTHY else f"{state} from {base_url}"
+        self.results[base_url] = Report(
+            self.sequence, at, Classification(state, message, status or None), latency
+        )
+
+
+@dataclass
+class FakeClock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now

@@ -1,0 +1,293 @@
+"""The route controller step by step, with a fake cluster, fake probe results and a fake clock:
+routing output, status, Events and every route metric's exact value through one scenario."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from fakes import FakeClock, FakeCluster, FakeProbes
+from llm_failover import __version__
+from llm_failover.catalog import AuthScheme, ProbeMethod, default_catalog
+from llm_failover.controller import RouteController, RouteManager
+from llm_failover.kube import RouteRef
+from llm_failover.metrics import Metrics
+from llm_failover.prober import Credential, Endpoint, Prober, Schedule
+from llm_failover.sandbox.providers import Behaviour, StandInProvider
+from llm_failover.settings import Settings
+from llm_failover.state import ProviderState as S
+
+NS, ROUTE = "shop", "chat"
+OPENAI, QWEN = "http://openai.test/v1", "http://qwen.test/v1"
+REF = RouteRef(NS, ROUTE, "uid-1")
+
+
+def body(**spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": ROUTE, "namespace": NS, "uid": "uid-1", "generation": 1},
+        "spec": {
+            "providers": [
+                {
+                    "name": "openai",
+                    "baseURL": OPENAI,
+                    "model": "gpt-4o",
+                    "apiKeySecretRef": {"name": "keys", "key": "openai"},
+                },
+                {
+                    "name": "qwen",
+                    "baseURL": QWEN,
+                    "model": "qwen-max",
+                    "apiKeySecretRef": {"name": "keys", "key": "qwen"},
+                },
+            ],
+            "healthCheck": {"intervalSeconds": 10, "failureThreshold": 2, "successThreshold": 2},
+            **spec,
+        },
+    }
+
+
+class World:
+    def __init__(self) -> None:
+        self.cluster = FakeCluster()
+        self.cluster.add_secret(NS, "keys", {"openai": "sk-openai", "qwen": "sk-qwen"})
+        self.probes = FakeProbes()
+        self.clock = FakeClock()
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.manager = RouteManager(
+            kube=self.cluster,
+            prober=self.probes,
+            catalog=default_catalog(),
+            clock=self.clock,
+            settings=Settings(),
+            metrics=self.metrics,
+        )
+        self.controller = RouteController(
+            ref=REF,
+            kube=self.cluster,
+            prober=self.probes,
+            catalog=default_catalog(),
+            clock=self.clock,
+            settings=Settings(),
+            metrics=self.metrics,
+        )
+
+    async def step(self, openai: S, qwen: S = S.HEALTHY, *, seconds: float = 10) -> None:
+        """One probe interval: both providers answer, then the controller reconciles."""
+        sent = self.clock.advance(seconds)
+        self.probes.answer(OPENAI, openai, at=sent)
+        self.probes.answer(QWEN, qwen, at=sent)
+        self.clock.advance(0.5)  # the probes' round trip
+        await self.controller.reconcile()
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+    def route(self, name: str, **labels: str) -> float | None:
+        return self.sample(name, namespace=NS, route=ROUTE, **labels)
+
+    def provider(self) -> str | None:
+        data = self.cluster.data("ConfigMap", NS, "chat-llm")
+        return data["LLM_PROVIDER"] if data else None
+
+
+@pytest.fixture
+async def world() -> World:
+    w = World()
+    w.controller.update(body())
+    await w.controller.reconcile()  # subscribes; nothing probed yet
+    return w
+
+
+async def test_nothing_is_written_before_the_first_probes(world: World) -> None:
+    assert world.provider() is None
+    assert world.cluster.status["conditions"][0]["reason"] == "Probing"
+    assert f"{NS}/{ROUTE}" in world.probes.subscribed
+    assert world.route("llmfailover_route_active_provider", provider="openai") is None
+
+
+async def test_a_failover_scenario_step_by_step(world: World) -> None:
+    w = world
+    await w.step(S.HEALTHY)
+    assert w.provider() == "openai"
+    assert w.route("llmfailover_provider_up", provider="openai") == 1
+    assert w.route("llmfailover_provider_state", provider="openai", state="Healthy") == 1
+    assert w.route("llmfailover_provider_state", provider="openai", state="ServerError") == 0
+    assert w.route("llmfailover_route_active_provider", provider="openai") == 1
+    assert w.route("llmfailover_route_active_provider", provider="qwen") == 0
+    assert w.route("llmfailover_configmap_writes_total") == 1
+    assert w.sample("llmfailover_routes") == 1
+    assert w.sample("llmfailover_build_info", version=__version__) == 1
+
+    # A 5xx streak (failureThreshold 2): its first failing probe is sent at 20.5 s.
+    await w.step(S.SERVER_ERROR)
+    first_failure = w.clock.now.timestamp() - 0.5
+    assert w.provider() == "openai"
+    assert w.route("llmfailover_provider_up", provider="openai") == 1  # not ejected yet
+    assert w.route("llmfailover_provider_state", provider="openai", state="ServerError") == 1
+    assert w.route("llmfailover_configmap_writes_total") == 2  # route.json carries the new state
+    await w.step(S.SERVER_ERROR)
+    assert w.provider() == "qwen"
+    labels = {"from_provider": "openai", "to_provider": "qwen", "reason": "ServerError"}
+    assert w.route("llmfailover_failovers_total", **labels) == 1
+    assert w.route("llmfailover_last_failover_timestamp_seconds") == w.clock.now.timestamp()
+    assert w.route("llmfailover_failover_duration_seconds_count") == 1
+    assert (
+        w.route("llmfailover_failover_duration_seconds_sum")
+        == w.clock.now.timestamp() - first_failure
+        == 11.0  # sent at 20.5 s, switched at 31.5 s
+    )
+    assert w.route("llmfailover_failover_duration_seconds_bucket", le="10.0") == 0
+    assert w.route("llmfailover_failover_duration_seconds_bucket", le="20.0") == 1
+    assert w.route("llmfailover_provider_up", provider="openai") == 0
+    assert w.route("llmfailover_route_active_provider", provider="qwen") == 1
+    assert w.route("llmfailover_configmap_writes_total") == 3
+    assert ("Warning", "FailedOver", "openai → qwen (ServerError)") in w.cluster.events
+    assert w.cluster.status["lastFailover"]["reason"] == "ServerError"
+    assert w.cluster.status["providers"][0]["failingSince"] == "2026-11-21T09:00:20Z"
+
+    # Recovery: two healthy probes in a row, then failback (no failing probe: no duration).
+    await w.step(S.HEALTHY)
+    assert w.provider() == "qwen"
+    await w.step(S.HEALTHY)
+    assert w.provider() == "openai"
+    assert (
+        w.route(
+            "llmfailover_failovers_total",
+            from_provider="qwen",
+            to_provider="openai",
+            reason="Failback",
+        )
+        == 1
+    )
+    assert w.route("llmfailover_failover_duration_seconds_count") == 1
+    assert [e[1] for e in w.cluster.events] == [
+        "ProviderEjected",
+        "FailedOver",
+        "ProviderRecovered",
+        "FailedBack",
+    ]
+    assert w.cluster.status["failoverCount"] == 2
+
+    # A steady state writes nothing more.
+    writes = len(w.cluster.writes)
+    await w.step(S.HEALTHY)
+    await w.step(S.HEALTHY)
+    assert len(w.cluster.writes) == writes
+    assert w.route("llmfailover_configmap_writes_total") == 5
+
+
+async def test_a_geo_block_switches_within_the_probe(world: World) -> None:
+    w = world
+    await w.step(S.HEALTHY)
+    await w.step(S.GEO_BLOCKED)
+    assert w.provider() == "qwen"
+    # From the probe that saw the geo-block to the write: its round trip, nothing more.
+    assert w.route("llmfailover_failover_duration_seconds_sum") == 0.5
+    assert w.route("llmfailover_provider_state", provider="openai", state="GeoBlocked") == 1
+
+
+async def test_no_healthy_provider_keeps_the_output(world: World) -> None:
+    w = world
+    await w.step(S.HEALTHY)
+    await w.step(S.GEO_BLOCKED, S.QUOTA_EXHAUSTED)
+    assert w.provider() == "openai"  # kept, never emptied
+    ready = w.cluster.status["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "NoHealthyProvider")
+    assert w.route("llmfailover_provider_up", provider="openai") == 0
+    assert w.route("llmfailover_provider_up", provider="qwen") == 0
+    await w.step(S.GEO_BLOCKED, S.QUOTA_EXHAUSTED)
+    assert [e[1] for e in w.cluster.events].count("NoHealthyProvider") == 1
+
+
+async def test_the_key_secret_goes_first_and_holds_the_active_key() -> None:
+    w = World()
+    w.controller.update(body(target={"secretName": "chat-llm-key"}))
+    await w.controller.reconcile()
+    await w.step(S.HEALTHY)
+    assert w.cluster.writes[:2] == [("Secret", "chat-llm-key"), ("ConfigMap", "chat-llm")]
+    await w.step(S.UNAUTHORIZED)
+    assert w.cluster.writes[2:] == [("Secret", "chat-llm-key"), ("ConfigMap", "chat-llm")]
+    secret = await w.cluster.read_secret(NS, "chat-llm-key")
+    assert secret == {"LLM_API_KEY": "sk-qwen", "OPENAI_API_KEY": "sk-qwen"}
+
+
+async def test_removing_a_provider_and_deleting_the_route_remove_their_series() -> None:
+    w = World()
+    w.manager.observe(body())
+    controller, _ = w.manager._routes[f"{NS}/{ROUTE}"]
+    w.controller = controller
+    await w.step(S.HEALTHY)
+    await w.step(S.GEO_BLOCKED)
+    assert w.route("llmfailover_provider_up", provider="openai") == 0
+    only_qwen = body()
+    only_qwen["spec"]["providers"] = only_qwen["spec"]["providers"][1:]
+    only_qwen["metadata"]["generation"] = 2
+    controller.update(only_qwen)
+    await controller.reconcile()
+    assert w.route("llmfailover_provider_up", provider="openai") is None
+    assert w.route("llmfailover_provider_state", provider="openai", state="GeoBlocked") is None
+    assert w.route("llmfailover_provider_up", provider="qwen") == 1
+
+    w.manager.forget(NS, ROUTE)
+    await asyncio.sleep(0)
+    families = {m.name: m.samples for m in w.registry.collect()}
+    leftover = [
+        s for samples in families.values() for s in samples if s.labels.get("route") == ROUTE
+    ]
+    assert leftover == []
+    assert w.sample("llmfailover_routes") == 0
+    await w.manager.close()
+
+
+async def test_probe_metrics_from_the_real_prober() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    with StandInProvider("openai") as stand_in:
+        endpoint = Endpoint.for_provider(
+            base_url=stand_in.base_url,
+            method=ProbeMethod.MODELS,
+            model="m",
+            credential=Credential.of(None),
+            auth=AuthScheme(),
+            errors=default_catalog().common,
+        )
+
+        def record(e: Endpoint, report: Any) -> None:
+            metrics.probed(
+                endpoint=e.host,
+                state=report.classification.state,
+                seconds=report.latency_milliseconds / 1000,
+            )
+
+        async with httpx.AsyncClient() as client:
+            prober = Prober(client=client, on_report=record)
+            wake = asyncio.Event()
+            prober.subscribe("a/b", {endpoint: Schedule(1, 1)}, wake)
+            await asyncio.wait_for(wake.wait(), 5)
+            stand_in.set(Behaviour.GEO_BLOCKED)
+            wake.clear()
+            await asyncio.wait_for(wake.wait(), 5)
+            await prober.close()
+    assert (
+        registry.get_sample_value(
+            "llmfailover_probes_total", {"endpoint": "127.0.0.1", "state": "Healthy"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "llmfailover_probes_total", {"endpoint": "127.0.0.1", "state": "GeoBlocked"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "llmfailover_probe_duration_seconds_count", {"endpoint": "127.0.0.1"}
+        )
+        == 2
+    )
