@@ -121,6 +121,7 @@ async def test_a_failover_scenario_step_by_step(world: World) -> None:
     assert w.route("llmfailover_route_active_provider", provider="qwen") == 0
     assert w.route("llmfailover_configmap_writes_total") == 1
     assert w.sample("llmfailover_routes") == 1
+    assert w.route("llmfailover_route_failed_over") == 0
     assert w.sample("llmfailover_build_info", version=__version__) == 1
 
     # A 5xx streak (failureThreshold 2): its first failing probe is sent at 20.5 s.
@@ -145,6 +146,7 @@ async def test_a_failover_scenario_step_by_step(world: World) -> None:
     assert w.route("llmfailover_failover_duration_seconds_bucket", le="20.0") == 1
     assert w.route("llmfailover_provider_up", provider="openai") == 0
     assert w.route("llmfailover_route_active_provider", provider="qwen") == 1
+    assert w.route("llmfailover_route_failed_over") == 1
     assert w.route("llmfailover_configmap_writes_total") == 3
     assert ("Warning", "FailedOver", "openai → qwen (ServerError)") in w.cluster.events
     assert w.cluster.status["lastFailover"]["reason"] == "ServerError"

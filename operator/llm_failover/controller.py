@@ -401,6 +401,7 @@ class RouteController:
                 for p in spec.providers
             ],
             active=self._active,
+            failed_over=self._active is not None and self._active != spec.providers[0].name,
         )
 
     async def _report_problem(

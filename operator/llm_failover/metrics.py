@@ -48,6 +48,14 @@ class Metrics:
             [*route, "provider"],
             registry=registry,
         )
+        # Not in contract §6, which names no metric that knows provider priority: without it,
+        # "failed over for longer than N minutes" cannot be alerted on.
+        self.failed_over_now = Gauge(
+            "llmfailover_route_failed_over",
+            "1 while the route's active provider is not its first one (the FailedOver condition).",
+            route,
+            registry=registry,
+        )
         self.failovers = Counter(
             "llmfailover_failovers",
             "Switches of a route's active provider, failbacks included.",
@@ -109,6 +117,7 @@ class Metrics:
         route: str,
         providers: Iterable[tuple[str, ProviderState, bool]],
         active: str | None,
+        failed_over: bool,
     ) -> None:
         """Set a route's per-provider gauges; providers no longer in its spec lose their series."""
         series = self._series.setdefault((namespace, route), _RouteSeries())
@@ -122,6 +131,7 @@ class Metrics:
                 )
             if active is not None:
                 self.active_provider.labels(namespace, route, name).set(1 if name == active else 0)
+        self.failed_over_now.labels(namespace, route).set(1 if failed_over else 0)
         for gone in series.providers - current:
             self._remove_provider(namespace, route, gone)
         series.providers = current
@@ -155,7 +165,12 @@ class Metrics:
             self._remove_provider(namespace, route, provider)
         for labels in series.failovers:
             _remove(self.failovers, namespace, route, *labels)
-        for metric in (self.last_failover, self.failover_duration, self.configmap_writes):
+        for metric in (
+            self.failed_over_now,
+            self.last_failover,
+            self.failover_duration,
+            self.configmap_writes,
+        ):
             _remove(metric, namespace, route)
         self.routes.set(len(self._series))
 
