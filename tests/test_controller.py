@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 from fakes import FakeClock, FakeCluster, FakeProbes
 from llm_failover import __version__
 from llm_failover.catalog import AuthScheme, ProbeMethod, default_catalog
-from llm_failover.controller import RouteController, RouteManager
+from llm_failover.controller import RouteController, Services
 from llm_failover.kube import RouteRef
+from llm_failover.manager import RouteManager
 from llm_failover.metrics import Metrics
 from llm_failover.prober import Credential, Endpoint, Prober, Schedule
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
@@ -58,7 +59,7 @@ class World:
         self.clock = FakeClock()
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.manager = RouteManager(
+        services = Services(
             kube=self.cluster,
             prober=self.probes,
             catalog=default_catalog(),
@@ -66,15 +67,8 @@ class World:
             settings=Settings(),
             metrics=self.metrics,
         )
-        self.controller = RouteController(
-            ref=REF,
-            kube=self.cluster,
-            prober=self.probes,
-            catalog=default_catalog(),
-            clock=self.clock,
-            settings=Settings(),
-            metrics=self.metrics,
-        )
+        self.manager = RouteManager(services)
+        self.controller = RouteController(ref=REF, services=services)
 
     async def step(self, openai: S, qwen: S = S.HEALTHY, *, seconds: float = 10) -> None:
         """One probe interval: both providers answer, then the controller reconciles."""

@@ -1,7 +1,7 @@
 """Keeps each LLMRoute's routing output in step with its providers' health.
 
 One `RouteController` per route runs gather → decide → act → report whenever a probe it depends on
-has finished, its spec changed, or a schedule window opens or closes. `RouteManager` owns them.
+has finished, its spec changed, or a schedule window opens or closes.
 """
 
 from __future__ import annotations
@@ -51,25 +51,27 @@ class Keys:
     read_at: float  # time.monotonic()
 
 
+@dataclass(frozen=True)
+class Services:
+    """What every route's controller shares: one of each for the whole operator."""
+
+    kube: ClusterApi
+    prober: ProbeSource
+    catalog: Catalog
+    clock: Clock
+    settings: Settings
+    metrics: Metrics
+
+
 class RouteController:
-    def __init__(
-        self,
-        *,
-        ref: RouteRef,
-        kube: ClusterApi,
-        prober: ProbeSource,
-        catalog: Catalog,
-        clock: Clock,
-        settings: Settings,
-        metrics: Metrics,
-    ) -> None:
+    def __init__(self, *, ref: RouteRef, services: Services) -> None:
         self.ref = ref
-        self._metrics = metrics
-        self._kube = kube
-        self._prober = prober
-        self._catalog = catalog
-        self._clock = clock
-        self._settings = settings
+        self._kube = services.kube
+        self._prober = services.prober
+        self._catalog = services.catalog
+        self._clock = services.clock
+        self._settings = services.settings
+        self._metrics = services.metrics
         self._wake = asyncio.Event()
         self._body: Mapping[str, Any] = {}
         self._seeded = False
@@ -481,73 +483,3 @@ def _decoded(obj: Mapping[str, Any], kind: str) -> dict[str, str]:
     if kind != "Secret":
         return data
     return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}
-
-
-class RouteManager:
-    """One controller and one task per LLMRoute, started on first sight and stopped on deletion."""
-
-    def __init__(
-        self,
-        *,
-        kube: ClusterApi,
-        prober: ProbeSource,
-        catalog: Catalog,
-        clock: Clock,
-        settings: Settings,
-        metrics: Metrics,
-    ) -> None:
-        self._kube = kube
-        self._metrics = metrics
-        self._prober = prober
-        self._catalog = catalog
-        self._clock = clock
-        self._settings = settings
-        self._routes: dict[str, tuple[RouteController, asyncio.Task[None]]] = {}
-
-    def __len__(self) -> int:
-        return len(self._routes)
-
-    def observe(self, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata", {})
-        ref = RouteRef(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
-        key = f"{ref.namespace}/{ref.name}"
-        known = self._routes.get(key)
-        if known is not None and known[0].ref.uid != ref.uid:  # deleted and re-created meanwhile
-            self.forget(ref.namespace, ref.name)
-            known = None
-        if known is None:
-            controller = RouteController(
-                ref=ref,
-                kube=self._kube,
-                prober=self._prober,
-                catalog=self._catalog,
-                clock=self._clock,
-                settings=self._settings,
-                metrics=self._metrics,
-            )
-            task = asyncio.create_task(controller.run(), name=f"route {key}")
-            task.add_done_callback(_log_crash)
-            known = self._routes[key] = (controller, task)
-        known[0].update(body)
-
-    def forget(self, namespace: str, name: str) -> None:
-        known = self._routes.pop(f"{namespace}/{name}", None)
-        if known is not None:
-            known[0].stop()
-            known[1].cancel()
-            self._metrics.route_removed(namespace=namespace, route=name)
-
-    async def close(self) -> None:
-        routes = list(self._routes.values())
-        self._routes.clear()
-        for controller, task in routes:
-            controller.stop()
-            task.cancel()
-        for _, task in routes:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s crashed", task.get_name(), exc_info=task.exception())

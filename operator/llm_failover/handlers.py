@@ -9,8 +9,9 @@ import httpx
 import kopf
 
 from llm_failover.catalog import default_catalog
-from llm_failover.controller import RouteManager
+from llm_failover.controller import Services
 from llm_failover.kube import GROUP, PLURAL, VERSION, KubeClient, load_api_client
+from llm_failover.manager import RouteManager
 from llm_failover.metrics import Metrics
 from llm_failover.prober import Prober, utc_now
 from llm_failover.settings import Settings
@@ -52,12 +53,14 @@ def build_registry() -> kopf.OperatorRegistry:
             ),
         )
         memo.routes = RouteManager(
-            kube=memo.kube,
-            prober=memo.prober,
-            catalog=default_catalog(),
-            clock=utc_now,
-            settings=config,
-            metrics=metrics,
+            Services(
+                kube=memo.kube,
+                prober=memo.prober,
+                catalog=default_catalog(),
+                clock=utc_now,
+                settings=config,
+                metrics=metrics,
+            )
         )
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
