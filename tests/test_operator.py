@@ -19,10 +19,14 @@ Providers = dict[str, StandInProvider]
 
 
 def routed_to(env: Env, provider: str, route: str = "chat", cm: str = "chat-llm") -> dict[str, str]:
-    return wait_for(
-        lambda: env.data(cm) if env.data(cm).get("LLM_PROVIDER") == provider else None,
-        what=f"{cm} to route to {provider}",
-    )
+    """Wait until the ConfigMap names `provider` and the status has caught up (it is written after)."""
+
+    def done() -> dict[str, str] | None:
+        data = env.data(cm)
+        caught_up = env.status(route).get("activeProvider") == provider
+        return data if data.get("LLM_PROVIDER") == provider and caught_up else None
+
+    return wait_for(done, what=f"{cm} and the status of {route} to name {provider}")
 
 
 def test_first_routing(env: Env, stand_ins: Providers, operator: OperatorProcess) -> None:
