@@ -16,13 +16,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff check operator tests
+	$(BIN)/ruff check operator tests deploy
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests deploy
+	$(BIN)/ruff format --check operator tests deploy
 	$(BIN)/mypy
 
 clean:

@@ -1,0 +1,537 @@
+#!/usr/bin/env python3
+"""Generate deploy/grafana/llm-failover.json, the Grafana dashboard of the operator's metrics.
+
+Edit this file, never the JSON: `python deploy/grafana/dashboard.py` rewrites the JSON, and
+tests/test_dashboard.py fails while the two differ. One function per panel, each holding its PromQL;
+the metrics are those of operator/llm_failover/metrics.py (contract §6).
+
+Built with the Grafana Foundation SDK (grafana-foundation-sdk on PyPI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import (
+    bargauge,
+    prometheus,
+    stat,
+    statetimeline,
+    table,
+    timeseries,
+)
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as builders
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as models
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from llm_failover.state import ProviderState
+
+OUTPUT = Path(__file__).resolve().with_name("llm-failover.json")
+
+# Every query goes to the data source the `datasource` variable picks.
+DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
+# Label matchers of route-level series (probe series carry only `endpoint` and `state`).
+ROUTE = 'namespace=~"$namespace", route=~"$route"'
+ROUTE_LEGEND = "{{namespace}}/{{route}}"
+PROVIDER_LEGEND = "{{namespace}}/{{route}}: {{provider}}"
+
+
+# --- Helpers -------------------------------------------------------------------------------------
+
+
+def query(
+    expr: str, legend: str = "", *, ref: str = "A", instant: bool = False, as_table: bool = False
+) -> prometheus.Dataquery:
+    """A Prometheus query on `${datasource}`: a range query unless `instant` (or `as_table`)."""
+    target = prometheus.Dataquery().ref_id(ref).expr(expr).datasource(DATASOURCE)
+    if legend:
+        target = target.legend_format(legend)
+    if as_table:
+        return target.instant().format(PromQueryFormat.TABLE)
+    return target.instant() if instant else target.range()
+
+
+def thresholds(*steps: tuple[float | None, str]) -> builders.ThresholdsConfig:
+    """Absolute thresholds; the first step's value is None (the base colour)."""
+    return (
+        builders.ThresholdsConfig()
+        .mode(models.ThresholdsMode.ABSOLUTE)
+        .steps([models.Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def fixed_color(color: str) -> builders.FieldColor:
+    return builders.FieldColor().mode(models.FieldColorModeId.FIXED).fixed_color(color)
+
+
+def value_mappings(texts: dict[str, tuple[str, str]]) -> list[models.ValueMapping]:
+    """Map raw values to (display text, colour)."""
+    options = {
+        value: models.ValueMappingResult(text=text, color=color, index=index)
+        for index, (value, (text, color)) in enumerate(texts.items())
+    }
+    return [models.ValueMap(options=options)]
+
+
+def state_color(state: ProviderState) -> str:
+    """Healthy green, hard states (a human must act) red, soft states orange, Unknown neutral."""
+    if state is ProviderState.HEALTHY:
+        return "green"
+    if state.is_hard:
+        return "red"
+    if state.is_soft:
+        return "orange"
+    return "text"
+
+
+def increase(selector: str, window: str) -> str:
+    """`increase(selector[window])` that also counts the series born inside the window.
+
+    prometheus_client creates a labelled counter's series at its first increment, already at 1,
+    so plain `increase` never sees a route's first failover of a kind (or first ConfigMap write):
+    a series absent `window` ago contributes its whole value instead.
+    """
+    return f"(({selector} unless {selector} offset {window}) or increase({selector}[{window}]))"
+
+
+def organize(*, exclude: list[str], rename: dict[str, str]) -> models.DataTransformerConfig:
+    """Grafana's "Organize fields" transformation: hide and rename table columns."""
+    return models.DataTransformerConfig(
+        id_val="organize",
+        options={
+            "excludeByName": dict.fromkeys(exclude, True),
+            "indexByName": {name: index for index, name in enumerate(rename)},
+            "renameByName": rename,
+        },
+    )
+
+
+def legend_table(*calcs: str) -> common_builders.VizLegendOptions:
+    return (
+        common_builders.VizLegendOptions()
+        .show_legend(True)
+        .display_mode(common.LegendDisplayMode.TABLE)
+        .placement(common.LegendPlacement.BOTTOM)
+        .calcs(list(calcs))
+    )
+
+
+def hidden_legend() -> common_builders.VizLegendOptions:
+    return (
+        common_builders.VizLegendOptions()
+        .show_legend(False)
+        .display_mode(common.LegendDisplayMode.LIST)
+        .placement(common.LegendPlacement.BOTTOM)
+    )
+
+
+def big_number(title: str, description: str) -> stat.Panel:
+    """A stat panel showing the latest value of instant queries, without sparkline."""
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(8)
+        .height(4)
+    )
+
+
+# --- Overview ------------------------------------------------------------------------------------
+
+
+def operator_up() -> stat.Panel:
+    return (
+        big_number(
+            "Operator up",
+            "Operator processes scraped, by version (llmfailover_build_info). 0 when none is: "
+            "routing then stays as last written. Not filtered by namespace or route.",
+        )
+        .with_target(
+            query("sum by (version) (llmfailover_build_info)", "{{version}}", instant=True)
+        )
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .no_value("0")
+        .thresholds(thresholds((None, "red"), (1, "green")))
+    )
+
+
+def routes_managed() -> stat.Panel:
+    return (
+        big_number(
+            "Routes managed",
+            "LLMRoutes the operator manages (llmfailover_routes). "
+            "Not filtered by namespace or route.",
+        )
+        .with_target(query("sum(llmfailover_routes)", "routes", instant=True))
+        .color_mode(common.BigValueColorMode.NONE)
+        .unit("short")
+        .decimals(0)
+        .no_value("0")
+    )
+
+
+def routes_failed_over() -> stat.Panel:
+    return (
+        big_number(
+            "Routes failed over now",
+            "Routes whose active provider is not their first (the FailedOver condition, "
+            "llmfailover_route_failed_over).",
+        )
+        .with_target(
+            query(f"sum(llmfailover_route_failed_over{{{ROUTE}}})", "routes", instant=True)
+        )
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .unit("short")
+        .decimals(0)
+        .no_value("0")
+        .thresholds(thresholds((None, "green"), (1, "orange")))
+    )
+
+
+# --- Routing -------------------------------------------------------------------------------------
+
+
+def active_provider() -> statetimeline.Panel:
+    expr = (
+        f"max by (namespace, route, provider) (llmfailover_route_active_provider{{{ROUTE}}}) == 1"
+    )
+    return (
+        statetimeline.Panel()
+        .title("Active provider per route")
+        .description(
+            "One row per route and provider; a bar while that provider is the one the route's "
+            "ConfigMap names (llmfailover_route_active_provider == 1)."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, PROVIDER_LEGEND))
+        .mappings(value_mappings({"1": ("active", "green")}))
+        .show_value(common.VisibilityMode.NEVER)
+        .merge_values(True)
+        .row_height(0.8)
+        .fill_opacity(80)
+        .legend(hidden_legend())
+        .span(24)
+        .height(8)
+    )
+
+
+def provider_state() -> table.Panel:
+    expr = (
+        f"max by (namespace, route, provider, state) (llmfailover_provider_state{{{ROUTE}}} == 1)"
+    )
+    state_cells = [
+        models.DynamicConfigValue(
+            id_val="mappings",
+            value=value_mappings(
+                {state.value: (state.value, state_color(state)) for state in ProviderState}
+            ),
+        ),
+        models.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+    ]
+    return (
+        table.Panel()
+        .title("Provider state")
+        .description(
+            "Current state of every provider of every route (llmfailover_provider_state == 1): "
+            "red states need a human, orange ones may heal by themselves."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, as_table=True))
+        .with_transformation(
+            organize(
+                exclude=["Time", "Value"],
+                rename={
+                    "namespace": "Namespace",
+                    "route": "Route",
+                    "provider": "Provider",
+                    "state": "State",
+                },
+            )
+        )
+        .override_by_name("State", state_cells)
+        .sort_by([common_builders.TableSortByFieldState().display_name("Route")])
+        .span(12)
+        .height(9)
+    )
+
+
+def provider_eligibility() -> statetimeline.Panel:
+    expr = f"max by (namespace, route, provider) (llmfailover_provider_up{{{ROUTE}}})"
+    return (
+        statetimeline.Panel()
+        .title("Provider eligibility")
+        .description(
+            "Whether each provider may be routed to: trusted and inside its window "
+            "(llmfailover_provider_up)."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, PROVIDER_LEGEND))
+        .mappings(value_mappings({"0": ("ineligible", "red"), "1": ("eligible", "green")}))
+        .show_value(common.VisibilityMode.NEVER)
+        .merge_values(True)
+        .row_height(0.8)
+        .fill_opacity(80)
+        .legend(hidden_legend())
+        .span(12)
+        .height(9)
+    )
+
+
+# --- Failovers -----------------------------------------------------------------------------------
+
+
+def failovers_by_reason() -> bargauge.Panel:
+    expr = f"sum by (reason) {increase(f'llmfailover_failovers_total{{{ROUTE}}}', '$__range')}"
+    return (
+        bargauge.Panel()
+        .title("Failovers by reason")
+        .description(
+            "Switches of active provider in the selected time range, failbacks included, by the "
+            "reason of the switch (llmfailover_failovers_total)."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{reason}}", instant=True))
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .display_mode(common.BarGaugeDisplayMode.BASIC)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .unit("short")
+        .decimals(0)
+        .min(0)
+        .color_scheme(fixed_color("orange"))
+        .no_value("no failovers")
+        .span(8)
+        .height(8)
+    )
+
+
+def time_to_failover() -> stat.Panel:
+    panel = big_number(
+        "Time to failover",
+        "From the first failing probe of the active provider to the routing output switched, "
+        "over the selected time range (llmfailover_failover_duration_seconds).",
+    )
+    for ref, quantile in (("A", 0.5), ("B", 0.9), ("C", 0.99)):
+        # `>= 0` drops the NaN that histogram_quantile returns when the range holds no failover.
+        buckets = increase(f"llmfailover_failover_duration_seconds_bucket{{{ROUTE}}}", "$__range")
+        expr = f"histogram_quantile({quantile}, sum by (le) {buckets}) >= 0"
+        panel = panel.with_target(query(expr, f"p{round(quantile * 100)}", ref=ref, instant=True))
+    return (
+        panel.text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.VALUE)
+        .color_scheme(fixed_color("blue"))
+        .unit("s")
+        .no_value("no failovers")
+        .span(8)
+        .height(8)
+    )
+
+
+def last_failover() -> table.Panel:
+    expr = (
+        f"max by (namespace, route) (llmfailover_last_failover_timestamp_seconds{{{ROUTE}}}) * 1000"
+    )
+    return (
+        table.Panel()
+        .title("Last failover")
+        .description(
+            "When each route last switched active provider "
+            "(llmfailover_last_failover_timestamp_seconds); routes that never did are absent."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, as_table=True))
+        .with_transformation(
+            organize(
+                exclude=["Time"],
+                rename={"namespace": "Namespace", "route": "Route", "Value": "Last failover"},
+            )
+        )
+        .unit("dateTimeFromNow")
+        .sort_by([common_builders.TableSortByFieldState().display_name("Last failover").desc(True)])
+        .span(8)
+        .height(8)
+    )
+
+
+def configmap_writes() -> timeseries.Panel:
+    writes = increase(f"llmfailover_configmap_writes_total{{{ROUTE}}}", "$__rate_interval")
+    expr = f"sum by (namespace, route) {writes}"
+    return (
+        timeseries.Panel()
+        .title("ConfigMap writes")
+        .description(
+            "Writes (creates and updates) of each route's routing ConfigMap "
+            "(llmfailover_configmap_writes_total). Expect one per failover: more means something "
+            "else edits the ConfigMap and the operator puts it back."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, ROUTE_LEGEND))
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+        .unit("short")
+        .min(0)
+        .legend(legend_table("sum"))
+        .span(24)
+        .height(7)
+    )
+
+
+# --- Probes --------------------------------------------------------------------------------------
+
+
+def probe_latency() -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title("Probe latency by endpoint")
+        .description(
+            "Probe round trip p50/p95/p99 per endpoint host (llmfailover_probe_duration_seconds). "
+            "Probe series carry no namespace or route: not filtered by them."
+        )
+        .datasource(DATASOURCE)
+    )
+    for ref, quantile in (("A", 0.5), ("B", 0.95), ("C", 0.99)):
+        expr = (
+            f"histogram_quantile({quantile}, sum by (le, endpoint) "
+            "(rate(llmfailover_probe_duration_seconds_bucket[$__rate_interval])))"
+        )
+        legend = f"{{{{endpoint}}}} p{round(quantile * 100)}"
+        panel = panel.with_target(query(expr, legend, ref=ref))
+    return (
+        panel.unit("s").min(0).legend(legend_table("mean", "max", "lastNotNull")).span(12).height(9)
+    )
+
+
+def probe_outcomes() -> timeseries.Panel:
+    expr = "sum by (state) (rate(llmfailover_probes_total[$__rate_interval]))"
+    panel = (
+        timeseries.Panel()
+        .title("Probe outcomes by state")
+        .description(
+            "Probes per second by resulting provider state, all endpoints "
+            "(llmfailover_probes_total). Not filtered by namespace or route."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{state}}"))
+        .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+        .fill_opacity(40)
+        .unit("ops")
+        .min(0)
+        .legend(legend_table("mean", "lastNotNull"))
+        .span(12)
+        .height(9)
+    )
+    for state in ProviderState:
+        color = {"mode": "fixed", "fixedColor": state_color(state)}
+        panel = panel.override_by_name(
+            state.value, [models.DynamicConfigValue(id_val="color", value=color)]
+        )
+    return panel
+
+
+# --- Dashboard -----------------------------------------------------------------------------------
+
+
+def route_variable(name: str, label: str, expr: str) -> builders.QueryVariable:
+    return (
+        builders.QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(expr)
+        .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(models.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(models.VariableOption(selected=True, text=["All"], value=["$__all"]))
+    )
+
+
+def build() -> models.Dashboard:
+    dashboard = (
+        builders.Dashboard("LLM failover")
+        .uid("llm-failover")
+        .description("Routes, providers, failovers and probes of the llm-failover operator.")
+        .tags(["llm-failover", "kubernetes", "operator"])
+        .refresh("30s")
+        .time("now-1h", "now")
+        .tooltip(models.DashboardCursorSync.CROSSHAIR)
+        .with_variable(
+            builders.DatasourceVariable("datasource").label("Data source").type("prometheus")
+        )
+        .with_variable(
+            route_variable(
+                "namespace",
+                "Namespace",
+                "label_values(llmfailover_route_active_provider, namespace)",
+            )
+        )
+        .with_variable(
+            route_variable(
+                "route",
+                "Route",
+                'label_values(llmfailover_route_active_provider{namespace=~"$namespace"}, route)',
+            )
+        )
+        .with_row(builders.Row("Overview"))
+        .with_panel(operator_up())
+        .with_panel(routes_managed())
+        .with_panel(routes_failed_over())
+        .with_row(builders.Row("Routing"))
+        .with_panel(active_provider())
+        .with_panel(provider_state())
+        .with_panel(provider_eligibility())
+        .with_row(builders.Row("Failovers"))
+        .with_panel(failovers_by_reason())
+        .with_panel(time_to_failover())
+        .with_panel(last_failover())
+        .with_panel(configmap_writes())
+        .with_row(builders.Row("Probes"))
+        .with_panel(probe_latency())
+        .with_panel(probe_outcomes())
+        .build()
+    )
+    # Ids in layout order, so that adding a panel never needs a hand-picked number.
+    for number, panel in enumerate(dashboard.panels or [], start=1):
+        panel.id_val = number
+    return dashboard
+
+
+def render() -> str:
+    """The dashboard as the committed JSON: pretty-printed, sorted keys, trailing newline."""
+    return json.dumps(build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Generate the LLM failover Grafana dashboard.")
+    parser.add_argument(
+        "--stdout", action="store_true", help="print the JSON instead of writing it"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help=f"exit 1 if {OUTPUT.name} differs from the output"
+    )
+    args = parser.parse_args(argv)
+    text = render()
+    if args.stdout:
+        sys.stdout.write(text)
+    elif args.check:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print(f"{OUTPUT} is stale: run python deploy/grafana/dashboard.py", file=sys.stderr)
+            return 1
+    else:
+        OUTPUT.write_text(text)
+        print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""A real Prometheus scrapes the operator through a failover story; every dashboard and rule
+expression is then evaluated through Prometheus's HTTP API."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from promql import dashboard_queries
+
+from conftest import ROOT, Env, OperatorProcess, free_port, three_providers, wait_for
+from llm_failover.sandbox.providers import Behaviour, StandInProvider
+
+RULES = ROOT / "deploy" / "prometheus" / "llm-failover-rules.yaml"
+PROMETHEUS = shutil.which("prometheus")
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None, reason="prometheus not installed: apt-get install prometheus (.ci/run does)"
+)
+
+
+class Prometheus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def query(self, expr: str) -> dict[str, Any]:
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
+        assert answer["status"] == "success", f"{expr}: {answer}"
+        return dict(answer["data"])
+
+    def has_data(self, expr: str) -> bool:
+        return bool(self.query(expr)["result"])
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    operator: OperatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    assert PROMETHEUS is not None
+    home = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {
+                "job_name": "llm-failover",
+                "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}],
+            }
+        ],
+    }
+    (home / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    with (home / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={home / 'prometheus.yml'}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Prometheus(f"http://127.0.0.1:{port}")
+    try:
+        wait_for(lambda: _ready(server.url), what="Prometheus ready", timeout=30)
+        wait_for(
+            lambda: server.has_data('up{job="llm-failover"} == 1'),
+            what="the operator scraped",
+            timeout=30,
+        )
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def rule_expressions() -> list[tuple[str, str]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [
+        (rule.get("alert") or rule["record"], rule["expr"])
+        for group in groups
+        for rule in group["rules"]
+    ]
+
+
+def test_dashboard_and_rules_against_a_real_prometheus(
+    prometheus: Prometheus, env: Env, stand_ins: dict[str, StandInProvider]
+) -> None:
+    # The story: openai geo-blocked, qwen overloaded, glm carries the route, then all recover.
+    env.llm_route(
+        "chat",
+        three_providers(stand_ins, env, healthCheck={"failureThreshold": 2, "successThreshold": 2}),
+    )
+
+    def data() -> str | None:
+        return env.data("chat-llm").get("LLM_PROVIDER")
+
+    wait_for(lambda: data() == "openai", what="openai")
+    stand_ins["openai"].set(Behaviour.GEO_BLOCKED)
+    wait_for(lambda: data() == "qwen", what="qwen")
+    stand_ins["qwen"].set(Behaviour.SERVER_ERROR)
+    wait_for(lambda: data() == "glm", what="glm")
+    stand_ins["openai"].set(Behaviour.HEALTHY)
+    stand_ins["qwen"].set(Behaviour.HEALTHY)
+    wait_for(lambda: data() == "openai", what="failback to openai")
+
+    ns = env.namespace
+    # Prometheus has seen the whole story once the failback is scraped.
+    wait_for(
+        lambda: prometheus.has_data(
+            f'llmfailover_failovers_total{{namespace="{ns}",reason="Failback"}}'
+        ),
+        what="the failback scraped",
+    )
+    assert (
+        prometheus.query(
+            f'llmfailover_route_active_provider{{namespace="{ns}",route="chat"}} == 1'
+        )["result"][0]["metric"]["provider"]
+        == "openai"
+    )
+    reasons = {
+        r["metric"]["reason"]
+        for r in prometheus.query(f'llmfailover_failovers_total{{namespace="{ns}"}}')["result"]
+    }
+    assert reasons == {"GeoBlocked", "ServerError", "Failback"}
+    durations = prometheus.query(
+        f'llmfailover_failover_duration_seconds_count{{namespace="{ns}"}}'
+    )["result"]
+    assert float(durations[0]["value"][1]) == 2  # the two failures; a failback has no failing probe
+
+    empty = []
+    for title, expr in dashboard_queries():
+        if not prometheus.has_data(expr):  # parses (or query() fails), and must return data
+            empty.append(f"{title}: {expr}")
+    assert not empty, "dashboard panels without data:\n" + "\n".join(empty)
+
+    for _, expr in rule_expressions():
+        prometheus.query(expr)  # parses and evaluates
+    rules = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    loaded = {rule["name"]: rule for group in rules for rule in group["rules"]}
+    assert set(loaded) == {name for name, _ in rule_expressions()}
+    assert all(rule["health"] == "ok" for rule in loaded.values()), loaded
