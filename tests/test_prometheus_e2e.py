@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from promql import dashboard_queries
 
 from conftest import ROOT, Env, OperatorProcess, free_port, three_providers, wait_for
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
+from promql import dashboard_queries
 
 RULES = ROOT / "deploy" / "prometheus" / "llm-failover-rules.yaml"
 PROMETHEUS = shutil.which("prometheus")
