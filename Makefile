@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 
 .PHONY: test lint demo clean
 
@@ -14,6 +15,14 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
 	@touch $(STAMP)
+
+$(DEMO_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	@touch $(DEMO_STAMP)
+
+# The whole product on loopback: embedded Kubernetes API, stand-in providers, the real operator.
+demo: $(DEMO_STAMP)
+	$(BIN)/llm-failover demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check operator tests deploy

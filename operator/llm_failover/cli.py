@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=_port, default=Settings.metrics_port, metavar="PORT")
     run.add_argument("--health-port", type=_port, default=Settings.health_port, metavar="PORT")
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run everything on this machine with no cluster: a scripted geo-block and outage",
+        description="Runs the operator against an embedded Kubernetes API and local stand-in "
+        "providers, plays a geo-block, an outage and recoveries, and prints the failovers.",
+    )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the story, leave everything up and print how to explore it",
+    )
     return parser
 
 
@@ -55,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "demo":
+        from llm_failover.demo import main as demo
+
+        return demo(keep_running=args.keep_running, out=sys.stdout)
     return 2  # unreachable: argparse rejects unknown commands
 
 

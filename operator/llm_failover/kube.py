@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,15 +74,15 @@ class KubeError(RuntimeError):
     """An API call failed for a reason other than "not found"."""
 
 
-def load_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
+def load_api_client() -> kubernetes.client.ApiClient:
     """In-cluster credentials when running in a pod, else KUBECONFIG (or ~/.kube/config)."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(
-            config_file=kubeconfig, client_configuration=configuration
-        )
+        # Read KUBECONFIG now: the client's own default was fixed when it was imported.
+        path = os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]
+        kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
     return kubernetes.client.ApiClient(configuration)
 
 

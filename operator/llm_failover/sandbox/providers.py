@@ -18,6 +18,9 @@ from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+CONTROL_PATH = "/_behaviour/"
+"""POST here (not under the API prefix) to switch a stand-in's behaviour by hand."""
+
 
 class Behaviour(StrEnum):
     HEALTHY = "healthy"
@@ -174,10 +177,14 @@ class StandInProvider:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def base_url(self) -> str:
+    def root_url(self) -> str:
         assert self._server is not None, "start() the stand-in first"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{self.prefix}"
+        return f"http://{host!s}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}{self.prefix}"
 
     def set(self, behaviour: Behaviour) -> None:
         with self._lock:
@@ -239,6 +246,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, body: dict[str, Any] | None) -> None:
         provider = self.provider
+        if self.path.startswith(CONTROL_PATH):  # `curl -X POST .../_behaviour/geo-blocked`
+            self._control(self.path.removeprefix(CONTROL_PATH))
+            return
         authorization = self.headers.get("Authorization", "")
         behaviour = provider._record(
             Request(self.command, self.path, authorization, body, time.time())
@@ -278,6 +288,16 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                 },
             )
+
+    def _control(self, name: str) -> None:
+        try:
+            behaviour = Behaviour(name)
+        except ValueError:
+            choices = ", ".join(b.value for b in Behaviour)
+            self._json(400, {"error": f"unknown behaviour {name!r}; one of: {choices}"})
+            return
+        self.provider.set(behaviour)
+        self._json(200, {"provider": self.provider.name, "behaviour": behaviour.value})
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode()
