@@ -7,6 +7,7 @@ import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,16 @@ def routed_to(env: Env, provider: str, route: str = "chat", cm: str = "chat-llm"
         return data if data.get("LLM_PROVIDER") == provider and caught_up else None
 
     return wait_for(done, what=f"{cm} and the status of {route} to name {provider}")
+
+
+def ready_with(env: Env, reason: str, route: str = "chat") -> dict[str, Any]:
+    """Wait for the Ready condition to carry `reason`; return the condition."""
+
+    def check() -> dict[str, Any] | None:
+        ready = env.condition(route, "Ready")
+        return ready if ready.get("reason") == reason else None
+
+    return wait_for(check, what=f"Ready reason {reason}")
 
 
 def test_first_routing(env: Env, stand_ins: Providers, operator: OperatorProcess) -> None:
@@ -116,14 +127,7 @@ def test_all_down_keeps_the_routing(env: Env, stand_ins: Providers) -> None:
     routed_to(env, "qwen")
     stand_ins["qwen"].set(Behaviour.QUOTA_EXHAUSTED)
     stand_ins["glm"].set(Behaviour.SERVER_ERROR)
-    ready = wait_for(
-        lambda: (
-            env.condition("chat", "Ready")
-            if env.condition("chat", "Ready").get("reason") == "NoHealthyProvider"
-            else None
-        ),
-        what="NoHealthyProvider",
-    )
+    ready = ready_with(env, "NoHealthyProvider")
     assert ready["status"] == "False"
     assert "keeping" in ready["message"]
     assert env.data("chat-llm")["LLM_PROVIDER"] in ("qwen", "glm")  # never emptied
@@ -244,14 +248,7 @@ def test_target_conflict(env: Env, stand_ins: Providers) -> None:
         }
     )
     env.llm_route("chat", three_providers(stand_ins, env))
-    ready = wait_for(
-        lambda: (
-            env.condition("chat", "Ready")
-            if env.condition("chat", "Ready").get("reason") == "TargetConflict"
-            else None
-        ),
-        what="TargetConflict",
-    )
+    ready = ready_with(env, "TargetConflict")
     assert ready["status"] == "False"
     assert "ConfigMap" in ready["message"]
     assert "chat-llm" in ready["message"]
@@ -265,14 +262,7 @@ def test_invalid_spec(env: Env, stand_ins: Providers) -> None:
     spec = three_providers(stand_ins, env)
     spec["providers"][1]["preset"] = "no-such-preset"
     env.llm_route("chat", spec)
-    ready = wait_for(
-        lambda: (
-            env.condition("chat", "Ready")
-            if env.condition("chat", "Ready").get("reason") == "InvalidSpec"
-            else None
-        ),
-        what="InvalidSpec",
-    )
+    ready = ready_with(env, "InvalidSpec")
     assert ready["status"] == "False"
     assert ready["message"].startswith("spec.providers[1].preset: unknown preset 'no-such-preset'")
     assert env.config_map("chat-llm") is None
