@@ -49,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=_port, default=Settings.health_port, metavar="PORT")
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
+    probe = commands.add_parser(
+        "probe",
+        help="probe the providers of LLMRoute manifests from this machine, no cluster needed",
+        description="Probes every provider of the LLMRoutes in FILE once, from this machine, and "
+        "prints its state and the provider each route would use. A provider's key comes from "
+        "LLMFAILOVER_KEY_<PROVIDER> (name upper-cased, '-' as '_'). Exit status: 0 when every "
+        "route has a usable provider, 1 when some route has none, 2 on bad input.",
+    )
+    probe.add_argument("files", nargs="+", metavar="FILE", help="LLMRoute manifests (YAML)")
+    probe.add_argument("--output", "-o", choices=("table", "json"), default="table")
+
     demo = commands.add_parser(
         "demo",
         help="run everything on this machine with no cluster: a scripted geo-block and outage",
@@ -67,6 +78,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "probe":
+        from llm_failover.catalog import default_catalog
+        from llm_failover.probe import main as probe
+
+        return probe(
+            args.files,
+            output=args.output,
+            out=sys.stdout,
+            err=sys.stderr,
+            catalog=default_catalog(),
+        )
     if args.command == "demo":
         from llm_failover.demo import main as demo
 
