@@ -18,6 +18,17 @@ COMMON_FILE = "_common.toml"
 # An error meaning "the provider answered but refused our probe's content": the provider is up.
 MODERATED = "Moderated"
 
+HINT_LIMIT = 100
+"""Characters a hint may take: it is appended to a status message that holds 200 in all."""
+
+_PRESET_KEYS = frozenset(
+    {
+        "id", "title", "base_url", "base_url_note", "probe", "auth", "sources", "notes",
+        "codes", "phrases", "hints",
+    }
+)  # fmt: skip
+_COMMON_KEYS = frozenset({"codes", "phrases", "hints"})
+
 
 class ProbeMethod(StrEnum):
     MODELS = "Models"  # GET {baseURL}/models: costs no tokens
@@ -54,6 +65,9 @@ class ErrorDictionary:
     codes: Mapping[str, Meaning] = field(default_factory=dict)
     prefixes: tuple[tuple[str, Meaning], ...] = ()
     phrases: tuple[tuple[str, Meaning], ...] = ()
+    # What a human should check when a probe lands in a state, e.g. that keys are region-bound:
+    # the answer itself cannot tell a key from the other region's host from a bad key.
+    hints: Mapping[ProviderState, str] = field(default_factory=dict)
 
     def code(self, code: str) -> Meaning | None:
         key = code.strip().lower()
@@ -71,17 +85,26 @@ class ErrorDictionary:
                 return meaning
         return None
 
+    def hint(self, state: ProviderState) -> str:
+        """The hint for a state, or "" when there is none."""
+        return self.hints.get(state, "")
+
     def over(self, base: ErrorDictionary) -> ErrorDictionary:
         """This dictionary's entries first, then `base`'s."""
         return ErrorDictionary(
             codes={**base.codes, **self.codes},
             prefixes=self.prefixes + base.prefixes,
             phrases=self.phrases + base.phrases,
+            hints={**base.hints, **self.hints},
         )
 
     @classmethod
     def from_data(
-        cls, codes: Mapping[str, Any], phrases: Mapping[str, Any], origin: str
+        cls,
+        codes: Mapping[str, Any],
+        phrases: Mapping[str, Any],
+        origin: str,
+        hints: Mapping[str, Any] | None = None,
     ) -> ErrorDictionary:
         exact: dict[str, Meaning] = {}
         prefixes: list[tuple[str, Meaning]] = []
@@ -98,7 +121,20 @@ class ErrorDictionary:
             for meaning_name, items in phrases.items()
             for item in _strings(items, f"{origin}: phrases.{meaning_name}")
         ]
-        return cls(codes=exact, prefixes=tuple(prefixes), phrases=tuple(found_phrases))
+        found_hints = {
+            _hint_state(name, origin): _hint(text, f"{origin}: hints.{name}")
+            for name, text in (hints or {}).items()
+        }
+        return cls(
+            codes=exact,
+            prefixes=tuple(prefixes),
+            phrases=tuple(found_phrases),
+            hints=found_hints,
+        )
+
+
+Listing = tuple[tuple[str, tuple[str, ...]], ...]
+"""Entries as a data file declares them, for documentation: (meaning, items) in file order."""
 
 
 @dataclass(frozen=True)
@@ -107,17 +143,25 @@ class Preset:
 
     id: str
     title: str
-    base_url: str
+    # None where each account has its own host (Azure: one per resource): `baseURL` stays required,
+    # and `base_url_note` says why.
+    base_url: str | None
     probe_method: ProbeMethod
     auth: AuthScheme
     errors: ErrorDictionary
     sources: tuple[str, ...]
+    base_url_note: str = ""
+    notes: str = ""  # what the research could not find, for the catalog's documentation
+    codes: Listing = ()
+    phrases: Listing = ()
 
 
 @dataclass(frozen=True)
 class Catalog:
     presets: Mapping[str, Preset]
     common: ErrorDictionary
+    common_codes: Listing = ()
+    common_phrases: Listing = ()
 
     def get(self, preset_id: str) -> Preset | None:
         return self.presets.get(preset_id)
@@ -143,40 +187,101 @@ def _meaning(name: str, origin: str) -> Meaning:
     return Meaning(state)
 
 
+def _hint_state(name: str, origin: str) -> ProviderState:
+    try:
+        state = ProviderState(name)
+    except ValueError:
+        raise CatalogError(f"{origin}: hints: unknown state {name!r}") from None
+    if state in (ProviderState.HEALTHY, ProviderState.UNKNOWN):
+        raise CatalogError(f"{origin}: hints: {name!r} is not a state a hint can explain")
+    return state
+
+
+def _hint(text: Any, origin: str) -> str:
+    if not isinstance(text, str) or not text.strip() or "\n" in text:
+        raise CatalogError(f"{origin}: expected one line of text")
+    if len(text) > HINT_LIMIT:
+        raise CatalogError(f"{origin}: longer than {HINT_LIMIT} characters")
+    return text.strip()
+
+
 def _strings(items: Any, origin: str) -> Iterable[str]:
     if not isinstance(items, list) or not all(isinstance(i, str | int) for i in items):
         raise CatalogError(f"{origin}: expected a list of strings")
     return [str(i) for i in items]
 
 
+def _listing(table: Any, origin: str) -> Listing:
+    if not isinstance(table, dict):
+        raise CatalogError(f"{origin}: expected a table")
+    return tuple(
+        (str(name), tuple(_strings(items, f"{origin}.{name}"))) for name, items in table.items()
+    )
+
+
+def _only(data: Mapping[str, Any], allowed: frozenset[str], origin: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise CatalogError(f"{origin}: unknown key(s) {', '.join(unknown)}")
+
+
 def _load_preset(path: Path) -> Preset:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     origin = path.name
+    _only(data, _PRESET_KEYS, origin)
     try:
         auth = data.get("auth", {})
+        base_url = data.get("base_url")
+        base_url_note = str(data.get("base_url_note", ""))
+        if base_url is None and not base_url_note:
+            raise CatalogError(f"{origin}: no base_url, and no base_url_note saying why")
+        codes = data.get("codes", {})
+        phrases = data.get("phrases", {})
         return Preset(
             id=str(data["id"]),
             title=str(data["title"]),
-            base_url=str(data["base_url"]).rstrip("/"),
+            base_url=None if base_url is None else str(base_url).rstrip("/"),
             probe_method=ProbeMethod(data.get("probe", "Models")),
             auth=AuthScheme(
                 header=str(auth.get("header", "Authorization")),
                 prefix=str(auth.get("prefix", "Bearer ")),
             ),
-            errors=ErrorDictionary.from_data(
-                data.get("codes", {}), data.get("phrases", {}), origin
-            ),
+            errors=ErrorDictionary.from_data(codes, phrases, origin, data.get("hints", {})),
             sources=tuple(str(s) for s in data.get("sources", ())),
+            base_url_note=base_url_note,
+            notes=" ".join(str(data.get("notes", "")).split()),
+            codes=_listing(codes, f"{origin}: codes"),
+            phrases=_listing(phrases, f"{origin}: phrases"),
         )
     except (KeyError, ValueError) as exc:
+        if isinstance(exc, CatalogError):
+            raise
         raise CatalogError(f"{origin}: {exc}") from exc
 
 
-def load_catalog(directory: Path = PRESET_DIR) -> Catalog:
-    common_data = tomllib.loads((directory / COMMON_FILE).read_text(encoding="utf-8"))
-    common = ErrorDictionary.from_data(
-        common_data.get("codes", {}), common_data.get("phrases", {}), COMMON_FILE
+def _load_common(path: Path) -> Catalog:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    _only(data, _COMMON_KEYS, COMMON_FILE)
+    codes = data.get("codes", {})
+    phrases = data.get("phrases", {})
+    listed = _listing(codes, f"{COMMON_FILE}: codes")
+    for meaning, items in listed:
+        numeric = [item for item in items if item.strip().isdigit()]
+        if numeric:
+            raise CatalogError(
+                f"{COMMON_FILE}: codes.{meaning}: numeric code(s) {', '.join(numeric)} collide "
+                "between providers: put them in the provider's own preset"
+            )
+    return Catalog(
+        presets={},
+        common=ErrorDictionary.from_data(codes, phrases, COMMON_FILE, data.get("hints", {})),
+        common_codes=listed,
+        common_phrases=_listing(phrases, f"{COMMON_FILE}: phrases"),
     )
+
+
+def load_catalog(directory: Path = PRESET_DIR) -> Catalog:
+    common = _load_common(directory / COMMON_FILE)
     presets = {}
     for path in sorted(directory.glob("*.toml")):
         if path.name == COMMON_FILE:
@@ -185,7 +290,12 @@ def load_catalog(directory: Path = PRESET_DIR) -> Catalog:
         if preset.id != path.stem:
             raise CatalogError(f"{path.name}: id {preset.id!r} does not match the file name")
         presets[preset.id] = preset
-    return Catalog(presets=presets, common=common)
+    return Catalog(
+        presets=presets,
+        common=common.common,
+        common_codes=common.common_codes,
+        common_phrases=common.common_phrases,
+    )
 
 
 @cache

@@ -10,7 +10,7 @@ import html
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -63,8 +63,23 @@ class Classification:
 
 
 def classify(outcome: Outcome, *, errors: ErrorDictionary, method: ProbeMethod) -> Classification:
-    if isinstance(outcome, TransportFailure):
-        return _transport(outcome)
+    result = (
+        _transport(outcome)
+        if isinstance(outcome, TransportFailure)
+        else _answer(outcome, errors, method)
+    )
+    return _with_hint(result, errors.hint(result.state))
+
+
+def _with_hint(result: Classification, hint: str) -> Classification:
+    """The dictionary's hint for the state (e.g. "keys are region-bound"), kept whole."""
+    if not hint or result.state is ProviderState.HEALTHY:
+        return result
+    suffix = f" (hint: {hint})"
+    return replace(result, message=_clip(result.message, MESSAGE_LIMIT - len(suffix)) + suffix)
+
+
+def _answer(outcome: HttpAnswer, errors: ErrorDictionary, method: ProbeMethod) -> Classification:
     status = outcome.status
     text = outcome.body.decode("utf-8", errors="replace")
     document = _json(text)
@@ -230,7 +245,7 @@ def _detail(codes: list[str], messages: list[str], plain: str) -> str:
     return _clip(code or message)
 
 
-def _clip(text: str) -> str:
+def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """One line, bounded, with anything that looks like a key masked."""
     line = _SECRET_LIKE.sub("***", _SPACE.sub(" ", text)).strip()
-    return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 1] + "…"

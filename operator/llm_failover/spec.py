@@ -152,8 +152,13 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
             raise SpecError(f"{path}.preset", f"unknown preset {preset_id!r} (known: {known})")
     if "baseURL" in item:
         base_url = _string(item["baseURL"], f"{path}.baseURL", pattern=_URL, max_length=2048)
-    elif preset is not None:
+    elif preset is not None and preset.base_url is not None:
         base_url = preset.base_url
+    elif preset is not None:
+        raise SpecError(
+            f"{path}.baseURL",
+            f'required: preset "{preset.id}" has no base URL ({preset.base_url_note})',
+        )
     else:
         raise SpecError(f"{path}.baseURL", "required unless a preset gives one")
     model = _string(item.get("model"), f"{path}.model", max_length=256)
