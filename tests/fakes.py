@@ -75,6 +75,18 @@ class FakeCluster:
     ) -> None:
         self.events.append((type, reason, message))
 
+    async def read_workload(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.objects.get((kind, namespace, name)))
+
+    async def annotate_pod_template(
+        self, namespace: str, kind: str, name: str, annotations: Mapping[str, str]
+    ) -> None:
+        template = (
+            self.objects[(kind, namespace, name)].setdefault("spec", {}).setdefault("template", {})
+        )
+        template.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
+        self.writes.append((kind, name))
+
     def _put(self, kind: str, route: RouteRef, name: str, data: dict[str, str]) -> None:
         meta = {"name": name, "ownerReferences": [route.owner_reference()]}
         self.objects[(kind, route.namespace, name)] = {"metadata": meta, "data": data}

@@ -287,3 +287,71 @@ async def test_probe_metrics_from_the_real_prober() -> None:
         )
         == 2
     )
+
+
+async def test_restart_targets_are_stamped_only_when_the_routing_changes() -> None:
+    w = World()
+    for namespace in (NS, "elsewhere"):
+        w.cluster.objects[("Deployment", namespace, "api")] = {
+            "metadata": {"name": "api"},
+            "spec": {"template": {}},
+        }
+    w.controller.update(
+        body(
+            target={
+                "restart": [
+                    {"kind": "Deployment", "name": "api"},
+                    {"kind": "StatefulSet", "name": "worker"},
+                ]
+            }
+        )
+    )
+    await w.controller.reconcile()
+
+    def stamp(namespace: str = NS) -> str | None:
+        template = w.cluster.objects[("Deployment", namespace, "api")]["spec"]["template"]
+        return (
+            template.get("metadata", {})
+            .get("annotations", {})
+            .get("llmfailover.dev/route-revision")
+        )
+
+    await w.step(S.HEALTHY)
+    first = stamp()
+    assert first is not None
+    assert [e for e in w.cluster.events if e[1] == "RestartTargetMissing"] == [
+        (
+            "Warning",
+            "RestartTargetMissing",
+            f"StatefulSet {NS}/worker not found: not restarted (the operator never creates it)",
+        )
+    ]
+    assert ("StatefulSet", NS, "worker") not in w.cluster.objects  # never created
+    await w.step(S.HEALTHY)
+    await w.step(S.SERVER_ERROR)  # a state change rewrites route.json, not the app's environment
+    assert w.cluster.writes.count(("Deployment", "api")) == 1
+    await w.step(S.GEO_BLOCKED)
+    assert w.provider() == "qwen"
+    assert stamp() not in (None, first)
+    assert w.cluster.writes.count(("Deployment", "api")) == 2
+    assert [e[1] for e in w.cluster.events].count("RestartTargetMissing") == 1
+    assert stamp("elsewhere") is None  # a route touches its own namespace only
+
+
+async def test_a_restarted_operator_does_not_restamp() -> None:
+    w = World()
+    w.cluster.objects[("Deployment", NS, "api")] = {
+        "metadata": {"name": "api"},
+        "spec": {"template": {}},
+    }
+    spec = body(target={"restart": [{"kind": "Deployment", "name": "api"}]})
+    w.controller.update(spec)
+    await w.controller.reconcile()
+    await w.step(S.HEALTHY)
+    writes = len(w.cluster.writes)
+    # A new process: same cluster, same probe answers, status as the old one left it.
+    restarted = RouteController(ref=REF, services=w.manager._services)
+    restarted.update({**spec, "status": w.cluster.status})
+    w.controller = restarted
+    await w.step(S.HEALTHY)
+    assert len(w.cluster.writes) == writes  # neither the ConfigMap nor the Deployment

@@ -400,3 +400,46 @@ def test_run_with_namespace_watches_only_that_namespace(
         env.cluster.delete(
             group="", version="v1", plural="namespaces", namespace=None, name=other.namespace
         )
+
+
+def test_restart_targets_roll_on_a_switch(env: Env, stand_ins: Providers) -> None:
+    template = {
+        "metadata": {"labels": {"app": "api"}},
+        "spec": {"containers": [{"name": "api", "image": "app:1"}]},
+    }
+    env.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "api"},
+            "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": template},
+        }
+    )
+    spec = three_providers(stand_ins, env)
+    spec["target"]["restart"] = [
+        {"kind": "Deployment", "name": "api"},
+        {"kind": "DaemonSet", "name": "gone"},
+    ]
+    env.llm_route("chat", spec)
+    routed_to(env, "openai")
+
+    def revision() -> str | None:
+        deployment = env.cluster.get(
+            group="apps", version="v1", plural="deployments", namespace=env.namespace, name="api"
+        )
+        annotations = (deployment or {})["spec"]["template"]["metadata"].get("annotations") or {}
+        return annotations.get("llmfailover.dev/route-revision")
+
+    first = wait_for(revision, what="the first stamp")
+    wait_for(lambda: "RestartTargetMissing" in env.event_reasons(), what="RestartTargetMissing")
+    assert (
+        env.cluster.get(
+            group="apps", version="v1", plural="daemonsets", namespace=env.namespace, name="gone"
+        )
+        is None
+    )
+    stand_ins["openai"].set(Behaviour.GEO_BLOCKED)
+    routed_to(env, "qwen")
+    second = wait_for(lambda: revision() if revision() != first else None, what="a new stamp")
+    assert second is not None
+    assert env.event_reasons().count("RestartTargetMissing") == 1

@@ -41,6 +41,8 @@ from llm_failover.status import (
 
 log = logging.getLogger(__name__)
 
+REVISION_ANNOTATION = "llmfailover.dev/route-revision"
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -89,6 +91,8 @@ class RouteController:
         self._status: dict[str, Any] = {}
         self._written: dict[str, Mapping[str, str]] = {}  # object kind → data we know is there
         self._retry_at: float | None = None
+        self._stamped: str | None = None  # routing revision last stamped on the restart targets
+        self._missing: set[tuple[str, str]] = set()  # restart targets reported missing
 
     @property
     def key(self) -> str:
@@ -240,7 +244,10 @@ class RouteController:
         if changed or self._keys is None or self._keys_stale():
             self._keys = await self._read_keys(spec)
             self._folded_problems.clear()
-            self._written.clear()  # re-check the targets now and then: someone may have edited them
+            # Re-check the targets now and then: someone may have edited them, or created a
+            # missing restart target.
+            self._written.clear()
+            self._stamped = None
             self._subscribe(spec, self._keys)
         for gone in set(self._health) - {p.name for p in spec.providers}:
             del self._health[gone]
@@ -273,6 +280,7 @@ class RouteController:
                 ready = Condition("Ready", False, Reason.TARGET_CONFLICT, conflict)
             else:
                 events.extend(self._apply(decision, now))
+                events.extend(await self._restart(spec, output.revision))
         await self._report(spec, decision, ready, events, generation, now)
 
     # -- act ----------------------------------------------------------------------------------
@@ -316,6 +324,37 @@ class RouteController:
             self._written_one(kind, name, "updated")
         self._written[kind] = dict(data)
         return None
+
+    async def _restart(self, spec: RouteSpec, revision: str) -> list[Event]:
+        """Stamp the revision on each listed workload's pod template when it differs.
+
+        Reading first makes a restarted operator (which cannot know what it stamped before)
+        patch nothing; only a new revision, i.e. a new provider or key, rolls pods.
+        """
+        if revision == self._stamped:
+            return []
+        events = []
+        for workload in spec.target.restart:
+            where = f"{workload.kind} {self.ref.namespace}/{workload.name}"
+            found = await self._kube.read_workload(self.ref.namespace, workload.kind, workload.name)
+            if found is None:
+                if (workload.kind, workload.name) not in self._missing:
+                    self._missing.add((workload.kind, workload.name))
+                    message = f"{where} not found: not restarted (the operator never creates it)"
+                    events.append(Event(EventReason.RESTART_TARGET_MISSING, message))
+                continue
+            self._missing.discard((workload.kind, workload.name))
+            template = found.get("spec", {}).get("template", {}).get("metadata") or {}
+            if (template.get("annotations") or {}).get(REVISION_ANNOTATION) != revision:
+                await self._kube.annotate_pod_template(
+                    self.ref.namespace,
+                    workload.kind,
+                    workload.name,
+                    {REVISION_ANNOTATION: revision},
+                )
+                log.info("%s: restarting %s for revision %s", self.key, where, revision)
+        self._stamped = revision
+        return events
 
     def _written_one(self, kind: str, name: str, verb: str) -> None:
         log.info("%s: %s %s %s", self.key, verb, kind, name)

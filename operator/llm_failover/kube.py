@@ -65,9 +65,18 @@ class ClusterApi(Protocol):
     async def patch_route_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None: ...
+    async def read_workload(
+        self, namespace: str, kind: str, name: str
+    ) -> dict[str, Any] | None: ...
+    async def annotate_pod_template(
+        self, namespace: str, kind: str, name: str, annotations: Mapping[str, str]
+    ) -> None: ...
     async def post_event(
         self, route: RouteRef, *, type: str, reason: str, message: str, now: datetime
     ) -> None: ...
+
+
+_WORKLOADS = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}
 
 
 class KubeError(RuntimeError):
@@ -91,6 +100,7 @@ class KubeClient:
         self._api = api_client
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
+        self._apps = kubernetes.client.AppsV1Api(api_client)
 
     def close(self) -> None:
         self._api.close()
@@ -170,6 +180,19 @@ class KubeClient:
             "reportingComponent": COMPONENT,
         }
         await self._call(self._core.create_namespaced_event, route.namespace, body)
+
+    async def read_workload(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        read = getattr(self._apps, f"read_namespaced_{_WORKLOADS[kind]}")
+        return await self._call(read, name, namespace)
+
+    async def annotate_pod_template(
+        self, namespace: str, kind: str, name: str, annotations: Mapping[str, str]
+    ) -> None:
+        """Change the pod template's annotations: the workload rolls its pods, as `kubectl
+        rollout restart` does."""
+        patch = getattr(self._apps, f"patch_namespaced_{_WORKLOADS[kind]}")
+        body = {"spec": {"template": {"metadata": {"annotations": dict(annotations)}}}}
+        await self._call(patch, name, namespace, body)
 
     @staticmethod
     def _owned_metadata(route: RouteRef, name: str) -> dict[str, Any]:
