@@ -25,13 +25,13 @@ demo: $(DEMO_STAMP)
 	$(BIN)/llm-failover demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check operator tests deploy
+	$(BIN)/ruff check operator tests deploy examples
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests deploy
-	$(BIN)/ruff format --check operator tests deploy
+	$(BIN)/ruff check operator tests deploy examples
+	$(BIN)/ruff format --check operator tests deploy examples
 	$(BIN)/mypy
 
 clean:
