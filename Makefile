@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 
-.PHONY: test lint demo clean
+.PHONY: test lint demo clean e2e
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
@@ -28,6 +28,11 @@ test: $(STAMP)
 	$(BIN)/ruff check operator tests deploy examples
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# Against the cluster of KUBECONFIG (kind, k3d), with the operator image loaded on its nodes:
+# README "Real-cluster tests". Skipped, saying so, when no cluster answers.
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e tests/e2e -v
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests deploy examples

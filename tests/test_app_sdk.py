@@ -101,7 +101,9 @@ def test_the_openai_sdk_follows_a_failover(
 
     # A pod started before the switch still talks to openai, and is refused: why envFrom needs
     # spec.target.restart.
-    with pytest.raises(openai.PermissionDeniedError, match="Country, region, or territory not supported"):
+    with pytest.raises(
+        openai.PermissionDeniedError, match="Country, region, or territory not supported"
+    ):
         app.ask(*old_pod, "hello")
     # A restarted pod: new environment, new provider, new key, new model.
     kubelet_environment(env, monkeypatch)

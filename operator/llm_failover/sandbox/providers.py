@@ -4,18 +4,27 @@ Each stand-in serves `GET {prefix}/models` and `POST {prefix}/chat/completions` 
 answers, per its current `Behaviour`, the way the real provider it imitates does (bodies taken
 from ../shared/research/providers.md): OpenAI's geo-block, Zhipu's 429 for an empty balance, a
 503, a connection reset, a hang. Standard library only, a thread per stand-in.
+
+Run as a program, it serves stand-ins until SIGTERM, e.g. in a pod for the real-cluster tests:
+`python -m llm_failover.sandbox.providers --name openai --port 8080 --key sk-1
+--name qwen --port 8081 --flavour dashscope --prefix /compatible-mode/v1 --model qwen-max`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import signal
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
+from types import FrameType
 from typing import Any
 
 CONTROL_PATH = "/_behaviour/"
@@ -171,6 +180,9 @@ class StandInProvider:
     api_key: str | None = None
     """When set, a request without `Authorization: Bearer <api_key>` gets a 401."""
     slow_seconds: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0: any free port. The CLI below binds 0.0.0.0 and fixed ports, to serve inside a cluster."""
     behaviour: Behaviour = Behaviour.HEALTHY
     requests: list[Request] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
@@ -196,7 +208,7 @@ class StandInProvider:
 
     def start(self) -> StandInProvider:
         handler = type("Handler", (_Handler,), {"provider": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self._server.daemon_threads = True
         threading.Thread(
             target=self._server.serve_forever, name=f"stand-in {self.name}", daemon=True
@@ -324,3 +336,67 @@ def _completion(provider: StandInProvider, body: dict[str, Any] | None) -> dict[
         ],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_failover.sandbox.providers",
+        description="Serve stand-in providers until SIGTERM. Each --name starts a new one; the "
+        "flags after it are that stand-in's. Switch one with POST /_behaviour/<name>.",
+    )
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--flavour", default="openai", choices=sorted(_ANSWERS))
+    parser.add_argument("--prefix", default="/v1")
+    parser.add_argument("--model", default="gpt-4o")
+    parser.add_argument("--key", default=None, help="expected Bearer token; any if unset")
+    parser.add_argument(
+        "--behaviour", default=Behaviour.HEALTHY.value, choices=[b.value for b in Behaviour]
+    )
+    return parser
+
+
+def parse(argv: list[str]) -> list[StandInProvider]:
+    """One stand-in per `--name` group of `argv`."""
+    starts = [i for i, arg in enumerate(argv) if arg == "--name" or arg.startswith("--name=")]
+    if not starts or starts[0] != 0:
+        _parser().error("arguments must start with --name")
+    providers = []
+    for start, end in pairwise([*starts, len(argv)]):
+        args = _parser().parse_args(argv[start:end])
+        providers.append(
+            StandInProvider(
+                args.name,
+                flavour=args.flavour,
+                prefix=args.prefix,
+                model=args.model,
+                api_key=args.key,
+                host=args.host,
+                port=args.port,
+                behaviour=Behaviour(args.behaviour),
+            )
+        )
+    return providers
+
+
+def main(argv: list[str] | None = None) -> int:
+    providers = parse(sys.argv[1:] if argv is None else argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for provider in providers:
+        provider.start()
+        print(f"{provider.name}: {provider.flavour} stand-in at {provider.base_url}", flush=True)
+    stop.wait()
+    for provider in providers:
+        provider.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
