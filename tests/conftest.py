@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
 from llm_failover.sandbox.cluster import EmulatedCluster
 from llm_failover.sandbox.providers import StandInProvider
@@ -24,7 +25,13 @@ GROUP, VERSION, PLURAL = "llmfailover.dev", "v1alpha1", "llmroutes"
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T | None], *, timeout: float = 20, what: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 20,
+    what: str = "condition",
+    interval: float = 0.05,
+) -> T:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -32,8 +39,21 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 20, what: str = 
         last = check()
         if last:
             return last
-        time.sleep(0.05)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize DIRECTORY`, parsed; the failure message carries kustomize's own."""
+    done = subprocess.run(
+        ["kubectl", "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"kubectl kustomize {directory} failed:\n{done.stderr}"
+    return [obj for obj in yaml.safe_load_all(done.stdout) if obj]
 
 
 def free_port() -> int:

@@ -23,6 +23,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from conftest import kustomize
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 NAMESPACED = DEPLOY / "overlays" / "namespaced"
@@ -71,15 +73,6 @@ CRD_RULE = {
 NAMESPACES_RULE = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
 
 Objects = list[dict[str, Any]]
-
-
-def kustomize(path: Path) -> Objects:
-    assert KUBECTL is not None
-    done = subprocess.run(
-        [KUBECTL, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, f"kubectl kustomize {path} failed:\n{done.stderr}"
-    return [obj for obj in yaml.safe_load_all(done.stdout) if obj]
 
 
 def namespaced_kustomization(where: Path) -> Path:

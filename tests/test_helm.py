@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CRD, ROOT
+from conftest import CRD, ROOT, kustomize
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed (.[test])")
 
@@ -51,17 +50,6 @@ def render(
         texts = [crd["data"] for crd in chart.crds]
     texts += [text for path, text in sorted(manifests.items()) if path.endswith((".yaml", ".yml"))]
     return [doc for text in texts for doc in yaml.safe_load_all(text) if doc]
-
-
-def kustomize(directory: Path) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def key(obj: dict[str, Any]) -> Key:

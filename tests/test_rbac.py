@@ -8,16 +8,14 @@ are those `kubectl kustomize` renders, cluster-wide (deploy/) and per namespace
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from conftest import CRD, ROOT, Env, OperatorProcess, three_providers, wait_for
+from conftest import CRD, ROOT, Env, OperatorProcess, kustomize, three_providers, wait_for
 from llm_failover.sandbox.cluster import EmulatedCluster
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from test_deploy import namespaced_kustomization
@@ -63,17 +61,6 @@ def to_call(method: str, path: str) -> Call | None:
         "DELETE": {"delete"},
     }[method]
     return Call(group, resource, frozenset(verbs), namespace)
-
-
-def render(directory: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(ROOT / directory)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -175,14 +162,14 @@ def exercise(
 
 
 def test_cluster_wide_rbac_is_exact(stand_ins: dict[str, StandInProvider], tmp_path: Path) -> None:
-    roles = [o for o in render(ROOT / "deploy") if o["kind"] == "ClusterRole"]
+    roles = [o for o in kustomize(ROOT / "deploy") if o["kind"] == "ClusterRole"]
     assert [r["metadata"]["name"] for r in roles] == ["llm-failover"]
     calls = exercise((), stand_ins, tmp_path)
     check(calls, grants(roles[0]["rules"]), {})
 
 
 def test_namespaced_overlay_is_exact(stand_ins: dict[str, StandInProvider], tmp_path: Path) -> None:
-    objects = render(namespaced_kustomization(tmp_path))
+    objects = kustomize(namespaced_kustomization(tmp_path))
     cluster_roles = [o for o in objects if o["kind"] == "ClusterRole"]
     roles = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "Role"}
     assert NAMESPACE in roles

@@ -19,10 +19,9 @@ from typing import Any
 import httpx
 import kubernetes_validate
 import pytest
-import yaml
 from test_real_cluster import KEYS, image_override, route, stand_ins, switch_command, write_overlay
 
-from conftest import free_port
+from conftest import free_port, kustomize
 from llm_failover.catalog import default_catalog
 from llm_failover.spec import parse_route_spec
 from test_crd import errors
@@ -59,14 +58,7 @@ def test_the_overlay_renders_deploy_with_the_image(
     tmp_path: Path, prometheus_operator: bool
 ) -> None:
     write_overlay(tmp_path, "localhost:5000/llmf:dev", prometheus_operator=prometheus_operator)
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    objects = [d for d in yaml.safe_load_all(out) if d]
+    objects = kustomize(tmp_path)
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "localhost:5000/llmf:dev"

@@ -17,17 +17,17 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import ROOT, wait_for
+
 DEFAULT_IMAGE = "ghcr.io/llm-failover/llm-failover:0.1.0"
 IMAGE = os.environ.get("LLMFAILOVER_E2E_IMAGE", DEFAULT_IMAGE)
 KEEP = os.environ.get("LLMFAILOVER_E2E_KEEP", "") not in ("", "0")
@@ -36,7 +36,6 @@ NO_CLUSTER = (
     "start kind or k3d (see README 'Real-cluster tests')"
 )
 KEYS = {"openai": "sk-e2e-openai-0001", "qwen": "sk-e2e-qwen-0002"}
-T = TypeVar("T")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -58,18 +57,6 @@ def kubectl(*args: str, stdin: str | None = None, timeout: float = 120, check: b
 def kubectl_json(*args: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(kubectl(*args, "-o", "json"))
     return loaded
-
-
-def poll(check: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    """Call `check` every second until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def image_override(image: str) -> dict[str, str]:
@@ -315,7 +302,9 @@ def test_geo_block_fails_over_in_a_real_cluster(installed: Install, namespace: s
             caught_up = status().get("activeProvider") == provider  # written after the ConfigMap
             return found if found.get("LLM_PROVIDER") == provider and caught_up else None
 
-        return poll(check, timeout=timeout, what=f"chat-llm and the status to name {provider}")
+        return wait_for(
+            check, timeout=timeout, what=f"chat-llm and the status to name {provider}", interval=1
+        )
 
     def failover_events() -> list[dict[str, Any]] | None:
         found = route_events(namespace)
@@ -349,10 +338,11 @@ def test_geo_block_fails_over_in_a_real_cluster(installed: Install, namespace: s
         owner = cm["metadata"]["ownerReferences"][0]
         assert (owner["kind"], owner["uid"]) == ("LLMRoute", llm_route["metadata"]["uid"])
 
-        final = poll(
+        final = wait_for(
             lambda: status() if ready(status()).get("status") == "True" else None,
             timeout=30,
             what="Ready=True after the failover",
+            interval=1,
         )
         assert final["failoverCount"] == 1
         assert final["lastFailover"]["from"] == "openai"
@@ -368,7 +358,9 @@ def test_geo_block_fails_over_in_a_real_cluster(installed: Install, namespace: s
             403,
         )
 
-        events = poll(failover_events, timeout=30, what="FailedOver and ProviderEjected Events")
+        events = wait_for(
+            failover_events, timeout=30, what="FailedOver and ProviderEjected Events", interval=1
+        )
         failed_over_event = next(e for e in events if e["reason"] == "FailedOver")
         assert failed_over_event["type"] == "Warning"
         assert "openai → qwen (GeoBlocked)" in failed_over_event["message"]
