@@ -30,6 +30,16 @@ def routed_to(env: Env, provider: str, route: str = "chat", cm: str = "chat-llm"
     return wait_for(done, what=f"{cm} and the status of {route} to name {provider}")
 
 
+def wait_for_streak(env: Env, counter: str, n: int, *, exact: bool = False) -> None:
+    """Wait for openai's `counter` (consecutiveFailures or consecutiveSuccesses) in the status."""
+
+    def reached() -> bool:
+        value = env.provider_status("chat", "openai").get(counter, 0)
+        return bool(value == n if exact else value >= n)
+
+    wait_for(reached, what=f"openai {counter} {'=' if exact else '>='} {n}")
+
+
 def ready_with(env: Env, reason: str, route: str = "chat") -> dict[str, Any]:
     """Wait for the Ready condition to carry `reason`; return the condition."""
 
@@ -107,10 +117,7 @@ def test_a_5xx_streak_fails_over_only_after_the_threshold(env: Env, stand_ins: P
     routed_to(env, "openai")
     stand_ins["openai"].set(Behaviour.SERVER_ERROR)
     # Two failures in a row: still routed to openai, counting.
-    wait_for(
-        lambda: env.provider_status("chat", "openai").get("consecutiveFailures") == 2,
-        what="2 failures",
-    )
+    wait_for_streak(env, "consecutiveFailures", 2, exact=True)
     assert env.data("chat-llm")["LLM_PROVIDER"] == "openai"
     assert env.provider_status("chat", "openai")["eligible"] is True
     routed_to(env, "qwen")
@@ -148,10 +155,7 @@ def test_recovery_and_failback(env: Env, stand_ins: Providers, failback: str) ->
     routed_to(env, "qwen")
     stand_ins["openai"].set(Behaviour.HEALTHY)
     # Healthy again, but not trusted before 3 successes in a row.
-    wait_for(
-        lambda: env.provider_status("chat", "openai").get("consecutiveSuccesses") == 2,
-        what="2 successes",
-    )
+    wait_for_streak(env, "consecutiveSuccesses", 2, exact=True)
     assert env.data("chat-llm")["LLM_PROVIDER"] == "qwen"
     recovered = wait_for(
         lambda: (
@@ -173,10 +177,7 @@ def test_recovery_and_failback(env: Env, stand_ins: Providers, failback: str) ->
         assert env.condition("chat", "FailedOver")["status"] == "False"
     else:
         # Several more probes: still on qwen.
-        wait_for(
-            lambda: env.provider_status("chat", "openai").get("consecutiveSuccesses", 0) >= 6,
-            what="more probes",
-        )
+        wait_for_streak(env, "consecutiveSuccesses", 6)
         assert env.data("chat-llm")["LLM_PROVIDER"] == "qwen"
         assert env.condition("chat", "FailedOver")["status"] == "True"
         assert "FailedBack" not in env.event_reasons()
@@ -195,10 +196,7 @@ def test_paused_keeps_the_routing(env: Env, stand_ins: Providers) -> None:
         lambda: env.provider_status("chat", "openai").get("state") == "GeoBlocked",
         what="openai GeoBlocked",
     )
-    wait_for(
-        lambda: env.provider_status("chat", "openai").get("consecutiveFailures", 0) >= 3,
-        what="more probes",
-    )
+    wait_for_streak(env, "consecutiveFailures", 3)
     # ...but the routing does not move.
     assert env.data("chat-llm")["LLM_PROVIDER"] == "openai"
     assert env.condition("chat", "Ready")["status"] == "False"
@@ -340,10 +338,7 @@ def test_restart_resumes_without_a_write(
     stand_ins["openai"].set(Behaviour.GEO_BLOCKED)
     routed_to(env, "qwen")
     stand_ins["openai"].set(Behaviour.HEALTHY)
-    wait_for(
-        lambda: env.provider_status("chat", "openai").get("consecutiveSuccesses") == 2,
-        what="2 successes",
-    )
+    wait_for_streak(env, "consecutiveSuccesses", 2, exact=True)
 
     assert operator.stop() == 0  # SIGTERM: a clean exit
     data, events = env.data("chat-llm"), len(env.events())
@@ -351,10 +346,7 @@ def test_restart_resumes_without_a_write(
     operator.start()
 
     # The new process continues the streak from the status (3, not 1) and stays on qwen.
-    wait_for(
-        lambda: env.provider_status("chat", "openai").get("consecutiveSuccesses", 0) >= 3,
-        what="3 successes",
-    )
+    wait_for_streak(env, "consecutiveSuccesses", 3)
     assert env.provider_status("chat", "openai")["eligible"] is False
     assert env.data("chat-llm") == data
     assert len(config_map_writes(env)) == writes
@@ -387,10 +379,7 @@ def test_run_with_namespace_watches_only_that_namespace(
         env.llm_route("chat", three_providers(stand_ins, env))
         other.llm_route("chat", three_providers(stand_ins, other))
         routed_to(env, "openai")
-        wait_for(
-            lambda: env.provider_status("chat", "openai").get("consecutiveSuccesses", 0) >= 3,
-            what="more probes",
-        )
+        wait_for_streak(env, "consecutiveSuccesses", 3)
         assert other.config_map("chat-llm") is None
         assert other.status("chat") == {}
         assert "watching " + env.namespace in scoped.log()

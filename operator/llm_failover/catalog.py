@@ -178,22 +178,21 @@ class CatalogError(ValueError):
 def _meaning(name: str, origin: str) -> Meaning:
     if name == MODERATED:
         return Meaning(ProviderState.HEALTHY, moderated=True)
-    try:
-        state = ProviderState(name)
-    except ValueError:
-        raise CatalogError(f"{origin}: unknown meaning {name!r}") from None
-    if state in (ProviderState.HEALTHY, ProviderState.UNKNOWN):
-        raise CatalogError(f"{origin}: {name!r} cannot be the meaning of an error")
-    return Meaning(state)
+    return Meaning(_error_state(name, origin, "meaning", "cannot be the meaning of an error"))
 
 
 def _hint_state(name: str, origin: str) -> ProviderState:
+    return _error_state(name, f"{origin}: hints", "state", "is not a state a hint can explain")
+
+
+def _error_state(name: str, origin: str, what: str, refused: str) -> ProviderState:
+    """A state an error can put a provider in: neither Healthy nor Unknown."""
     try:
         state = ProviderState(name)
     except ValueError:
-        raise CatalogError(f"{origin}: hints: unknown state {name!r}") from None
+        raise CatalogError(f"{origin}: unknown {what} {name!r}") from None
     if state in (ProviderState.HEALTHY, ProviderState.UNKNOWN):
-        raise CatalogError(f"{origin}: hints: {name!r} is not a state a hint can explain")
+        raise CatalogError(f"{origin}: {name!r} {refused}")
     return state
 
 
