@@ -25,19 +25,22 @@ class FakeCluster:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     writes: list[tuple[str, str]] = field(default_factory=list)
 
-    def add_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
-        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    def add_secret(self, namespace: str, name: str, data: Mapping[str, str | bytes]) -> None:
+        encoded = {
+            k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode()
+            for k, v in data.items()
+        }
         self.objects[("Secret", namespace, name)] = {"metadata": {"name": name}, "data": encoded}
 
     def data(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
         obj = self.objects.get((kind, namespace, name))
         return None if obj is None else dict(obj["data"])
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         obj = self.objects.get(("Secret", namespace, name))
         if obj is None:
             return None
-        return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+        return {k: base64.b64decode(v) for k, v in obj["data"].items()}
 
     async def read_secret_object(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.objects.get(("Secret", namespace, name)))
@@ -98,13 +101,20 @@ class FakeProbes:
     """Probe results the test sets per base URL; the controller reads them as it would the prober's."""
 
     subscribed: dict[str, Mapping[Endpoint, Schedule]] = field(default_factory=dict)
+    tenants: dict[str, str] = field(default_factory=dict)
     results: dict[str, Report] = field(default_factory=dict)
     sequence: int = 0
 
     def subscribe(
-        self, subscriber: str, endpoints: Mapping[Endpoint, Schedule], wake: asyncio.Event
+        self,
+        subscriber: str,
+        endpoints: Mapping[Endpoint, Schedule],
+        wake: asyncio.Event,
+        *,
+        tenant: str = "",
     ) -> None:
         self.subscribed[subscriber] = endpoints
+        self.tenants[subscriber] = tenant
 
     def unsubscribe(self, subscriber: str) -> None:
         self.subscribed.pop(subscriber, None)

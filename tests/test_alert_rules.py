@@ -63,6 +63,7 @@ def test_the_expected_alerts_exist() -> None:
             "LLMProviderNeedsAttention",
             "LLMRouteFlapping",
             "LLMFailoverOperatorAbsent",
+            "LLMFailoverInternalErrors",
         ]
     )
 

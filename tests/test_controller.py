@@ -124,7 +124,9 @@ async def test_a_failover_scenario_step_by_step(world: World) -> None:
     assert w.provider() == "openai"
     assert w.route("llmfailover_provider_up", provider="openai") == 1  # not ejected yet
     assert w.route("llmfailover_provider_state", provider="openai", state="ServerError") == 1
-    assert w.route("llmfailover_configmap_writes_total") == 2  # route.json carries the new state
+    # route.json changes with eligibility or order only: a failure below the threshold is not
+    # written (it is in the status and the metrics).
+    assert w.route("llmfailover_configmap_writes_total") == 1
     await w.step(S.SERVER_ERROR)
     assert w.provider() == "qwen"
     labels = {"from_provider": "openai", "to_provider": "qwen", "reason": "ServerError"}
@@ -141,7 +143,7 @@ async def test_a_failover_scenario_step_by_step(world: World) -> None:
     assert w.route("llmfailover_provider_up", provider="openai") == 0
     assert w.route("llmfailover_route_active_provider", provider="qwen") == 1
     assert w.route("llmfailover_route_failed_over") == 1
-    assert w.route("llmfailover_configmap_writes_total") == 3
+    assert w.route("llmfailover_configmap_writes_total") == 2
     assert ("Warning", "FailedOver", "openai → qwen (ServerError)") in w.cluster.events
     assert w.cluster.status["lastFailover"]["reason"] == "ServerError"
     assert w.cluster.status["providers"][0]["failingSince"] == "2026-11-21T09:00:20Z"
@@ -174,7 +176,7 @@ async def test_a_failover_scenario_step_by_step(world: World) -> None:
     await w.step(S.HEALTHY)
     await w.step(S.HEALTHY)
     assert len(w.cluster.writes) == writes
-    assert w.route("llmfailover_configmap_writes_total") == 5
+    assert w.route("llmfailover_configmap_writes_total") == 3
 
 
 async def test_a_geo_block_switches_within_the_probe(world: World) -> None:
@@ -209,7 +211,7 @@ async def test_the_key_secret_goes_first_and_holds_the_active_key() -> None:
     await w.step(S.UNAUTHORIZED)
     assert w.cluster.writes[2:] == [("Secret", "chat-llm-key"), ("ConfigMap", "chat-llm")]
     secret = await w.cluster.read_secret(NS, "chat-llm-key")
-    assert secret == {"LLM_API_KEY": "sk-qwen", "OPENAI_API_KEY": "sk-qwen"}
+    assert secret == {"LLM_API_KEY": b"sk-qwen", "OPENAI_API_KEY": b"sk-qwen"}
 
 
 async def test_removing_a_provider_and_deleting_the_route_remove_their_series() -> None:
@@ -328,7 +330,7 @@ async def test_restart_targets_are_stamped_only_when_the_routing_changes() -> No
     ]
     assert ("StatefulSet", NS, "worker") not in w.cluster.objects  # never created
     await w.step(S.HEALTHY)
-    await w.step(S.SERVER_ERROR)  # a state change rewrites route.json, not the app's environment
+    await w.step(S.SERVER_ERROR)  # a failure below the threshold changes no routing output
     assert w.cluster.writes.count(("Deployment", "api")) == 1
     await w.step(S.GEO_BLOCKED)
     assert w.provider() == "qwen"

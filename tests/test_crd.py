@@ -168,7 +168,24 @@ def _is_date_time(value: object) -> bool:
 FORMAT_CHECKER.checks("date-time", raises=ValueError)(_is_date_time)
 
 
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=FORMAT_CHECKER)
+def re2(pattern: str) -> re.Pattern[str]:
+    """A CRD pattern with the API server's (RE2's) meaning: ASCII classes such as `\\s`, and
+    `$` only at the very end (Python's also matches before a final newline)."""
+    assert pattern.count("$") == pattern.endswith("$"), f"$ inside {pattern}"
+    return re.compile("(?a)" + pattern.removesuffix("$") + (r"\Z" if pattern.endswith("$") else ""))
+
+
+def _re2_pattern(
+    validator: Any, pattern: str, instance: Any, schema: Json
+) -> Iterator[jsonschema.ValidationError]:
+    if isinstance(instance, str) and not re2(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+Re2Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"pattern": _re2_pattern}
+)
+VALIDATOR = Re2Validator(SCHEMA, format_checker=FORMAT_CHECKER)
 
 
 def errors(obj: Json, validator: jsonschema.protocols.Validator = VALIDATOR) -> list[str]:
@@ -443,6 +460,8 @@ VALID_SPECS: dict[str, Json] = {
     "sixteen-providers": {"providers": [provider(f"p{i}") for i in range(16)]},
     "http-localhost-port": {"providers": [provider(baseURL="http://localhost:8080/v1/")]},
     "ip-host-no-path": {"providers": [provider(baseURL="http://10.0.0.7:11434")]},
+    "ipv6-host": {"providers": [provider(baseURL="http://[::1]:8080/v1")]},
+    "international-host": {"providers": [provider(baseURL="https://模型.example.cn/v1")]},
     "model-with-slashes-and-colon": {
         "providers": [
             provider("a", model="accounts/fireworks/models/llama-v3p1-8b-instruct"),
@@ -511,6 +530,12 @@ INVALID_SPECS: dict[str, Patch] = {
     "baseURL with credentials": Patch("providers.0.baseURL", "https://u:pw@api.openai.com/v1"),
     "baseURL with query": Patch("providers.0.baseURL", "https://api.openai.com/v1?x=1"),
     "baseURL with space": Patch("providers.0.baseURL", "https://api.openai.com/v 1"),
+    "baseURL with fragment": Patch("providers.0.baseURL", "https://api.openai.com/v1#x"),
+    "baseURL port with letters": Patch("providers.0.baseURL", "https://api.openai.com:8o/v1"),
+    "baseURL port of 6 digits": Patch("providers.0.baseURL", "https://api.openai.com:123456/v1"),
+    "baseURL unbalanced bracket": Patch("providers.0.baseURL", "http://[::1/v1"),
+    "baseURL control character": Patch("providers.0.baseURL", "https://api.openai.com/v\x011"),
+    "baseURL trailing newline": Patch("providers.0.baseURL", "https://api.openai.com/v1\n"),
     "model missing": Patch("providers.0.model", _DELETE),
     "model empty": Patch("providers.0.model", ""),
     "model with space": Patch("providers.0.model", "gpt 4o"),
@@ -626,6 +651,11 @@ _B = provider("b")
 # Each rule, by (schema path, rule text): valid values, invalid values, and the field the
 # message must name. A new rule in the CRD fails test_every_rule_has_cases until it is added here.
 CEL_CASES: dict[tuple[str, str], tuple[list[Any], list[Any], str]] = {
+    ("", "self.metadata.name.size() <= 63"): (
+        [CONTRACT_EXAMPLE, {**CONTRACT_EXAMPLE, "metadata": {"name": "r" * 63}}],
+        [{**CONTRACT_EXAMPLE, "metadata": {"name": "r" * 64, "namespace": "shop"}}],
+        "metadata.name",
+    ),
     (
         "spec.providers",
         "self.all(p, self.exists_one(q, q.name == p.name))",

@@ -56,8 +56,16 @@ CUSTOM_KINDS = {
 NAMESPACED_RULES = [
     {"apiGroups": ["llmfailover.dev"], "resources": ["llmroutes"], "verbs": ["list", "watch"]},
     {"apiGroups": ["llmfailover.dev"], "resources": ["llmroutes/status"], "verbs": ["patch"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]},
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["get", "list", "watch", "create", "patch"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "list", "watch", "create", "patch"],
+    },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {
         "apiGroups": ["apps"],

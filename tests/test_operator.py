@@ -59,7 +59,8 @@ def test_first_routing(env: Env, stand_ins: Providers, operator: OperatorProcess
     candidates = json.loads(data["route.json"])
     assert candidates["active"] == "openai"
     assert [p["name"] for p in candidates["providers"]] == ["openai", "qwen", "glm"]
-    assert all(p["eligible"] and p["state"] == "Healthy" for p in candidates["providers"])
+    assert all(p["eligible"] for p in candidates["providers"])
+    assert all("state" not in p for p in candidates["providers"])  # per-probe facts: status
 
     owner = env.config_map("chat-llm")["metadata"]["ownerReferences"][0]  # type: ignore[index]
     assert (owner["kind"], owner["name"], owner["uid"]) == (

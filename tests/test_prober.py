@@ -23,12 +23,16 @@ def provider() -> Iterator[StandInProvider]:
 
 
 def endpoint(
-    provider: StandInProvider, *, method: ProbeMethod = ProbeMethod.MODELS, key: str = KEY
+    provider: StandInProvider,
+    *,
+    method: ProbeMethod = ProbeMethod.MODELS,
+    key: str = KEY,
+    model: str = "gpt-4o",
 ) -> Endpoint:
     return Endpoint.for_provider(
         base_url=provider.base_url,
         method=method,
-        model="gpt-4o",
+        model=model,
         credential=Credential.of(key),
         auth=AuthScheme(),
         errors=default_catalog().dictionary(default_catalog().get("openai")),
@@ -103,12 +107,16 @@ async def test_refused_connection() -> None:
 async def test_the_body_read_is_capped(provider: StandInProvider) -> None:
     provider.model = "x" * 10_000
     async with httpx.AsyncClient() as client:
-        report = await Prober(client=client, max_body_bytes=1024).probe(
-            endpoint(provider), timeout_seconds=2
+        prober = Prober(client=client, max_body_bytes=1024)
+        models = await prober.probe(endpoint(provider), timeout_seconds=2)
+        chat = await prober.probe(
+            endpoint(provider, method=ProbeMethod.CHAT, model=provider.model), timeout_seconds=2
         )
-    # The capped body is no longer valid JSON: the answer is reported as unexpected, not parsed.
-    assert report.classification.state is S.SERVER_ERROR
-    assert len(report.classification.message) <= 200
+    # A model list longer than the cap is recognised from its start: the provider is healthy.
+    assert models.classification.state is S.HEALTHY
+    # A completion cut off by the cap is not valid JSON: reported as unexpected, not parsed.
+    assert chat.classification.state is S.SERVER_ERROR
+    assert len(chat.classification.message) <= 200
 
 
 def test_endpoint_identity() -> None:

@@ -438,6 +438,51 @@ def probe_outcomes() -> timeseries.Panel:
     return panel
 
 
+# --- Operator health -----------------------------------------------------------------------------
+
+
+def internal_errors() -> timeseries.Panel:
+    expr = "sum by (task) " + increase("llmfailover_internal_errors_total", "$__rate_interval")
+    return (
+        timeseries.Panel()
+        .title("Internal errors")
+        .description(
+            "Unexpected exceptions by task (llmfailover_internal_errors_total): probe (a probe "
+            "raised and counted as Unreachable), probe_loop and route (a loop crashed and was "
+            "restarted with backoff). Anything above zero is a bug to report, with the log."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{task}}"))
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .unit("short")
+        .min(0)
+        .legend(legend_table("sum"))
+        .span(12)
+        .height(7)
+    )
+
+
+def loop_lag() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Event loop lag")
+        .description(
+            "Worst delay of the operator's event loop over ten seconds "
+            "(llmfailover_event_loop_lag_seconds): probe timeouts and API calls wait behind it. "
+            "Above a second, probes may time out because the operator, not the provider, is slow."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query("max(llmfailover_event_loop_lag_seconds)", "lag"))
+        .unit("s")
+        .min(0)
+        .thresholds(thresholds((None, "green"), (1, "red")))
+        .legend(legend_table("mean", "max"))
+        .span(12)
+        .height(7)
+    )
+
+
 # --- Dashboard -----------------------------------------------------------------------------------
 
 
@@ -498,6 +543,9 @@ def build() -> models.Dashboard:
         .with_row(builders.Row("Probes"))
         .with_panel(probe_latency())
         .with_panel(probe_outcomes())
+        .with_row(builders.Row("Operator health"))
+        .with_panel(internal_errors())
+        .with_panel(loop_lag())
         .build()
     )
     # Ids in layout order, so that adding a panel never needs a hand-picked number.

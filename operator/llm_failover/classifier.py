@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -17,15 +18,24 @@ from typing import Any
 from llm_failover.catalog import ErrorDictionary, Meaning, ProbeMethod
 from llm_failover.state import ProviderState
 
+log = logging.getLogger(__name__)
+
 MESSAGE_LIMIT = 200
 """Characters of provider text kept in a status message: enough to read, too few to leak much."""
 
+# Every pattern here runs on provider text and must stay linear: no nested or overlapping
+# repetition (HTML is taken apart by `_visible_text`, not by regular expressions).
 _SECRET_LIKE = re.compile(r"\b(sk|ak|bce-v3)[-_/A-Za-z0-9]{12,}")
-_TAGS = re.compile(r"<[^>]+>")
-# Elements whose text is not what the page says: the head (title included), scripts, styles.
-_UNSEEN = re.compile(r"<(head|title|script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
+# Elements whose text is not what the page says: the head (title included), scripts, styles.
+_UNSEEN = ("head", "title", "script", "style")
+_TAG_NAME = re.compile(r"/?([A-Za-z][A-Za-z0-9]*)")
+
+Redact = Callable[[str], str]
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 class Transport(StrEnum):
@@ -44,6 +54,8 @@ class HttpAnswer:
     status: int
     body: bytes  # at most the prober's read cap
     content_type: str = ""
+    truncated: bool = False  # the body went on beyond the cap
+    note: str = ""  # why the body could not be read whole, e.g. an unsupported encoding
 
 
 @dataclass(frozen=True)
@@ -62,13 +74,33 @@ class Classification:
     http_status: int | None = None
 
 
-def classify(outcome: Outcome, *, errors: ErrorDictionary, method: ProbeMethod) -> Classification:
-    result = (
-        _transport(outcome)
-        if isinstance(outcome, TransportFailure)
-        else _answer(outcome, errors, method)
-    )
-    return _with_hint(result, errors.hint(result.state))
+def classify(
+    outcome: Outcome,
+    *,
+    errors: ErrorDictionary,
+    method: ProbeMethod,
+    redact: Redact = _unchanged,
+) -> Classification:
+    """Exactly one state for any outcome, bytes or status; never raises.
+
+    `redact` masks what must not be shown (the key just sent, URL credentials); it runs on the
+    message before it is clipped, so no cut can leave a fragment it would have caught.
+    """
+    try:
+        result = (
+            _transport(outcome, redact)
+            if isinstance(outcome, TransportFailure)
+            else _answer(outcome, errors, method, redact)
+        )
+        return _with_hint(result, errors.hint(result.state))
+    except Exception as exc:  # a bug here must cost one probe its detail, not the probe loop
+        log.error("could not classify a probe answer", exc_info=True)
+        status = outcome.status if isinstance(outcome, HttpAnswer) else None
+        return Classification(
+            ProviderState.SERVER_ERROR,
+            f"unclassifiable answer ({type(exc).__name__}; see the operator log)",
+            status,
+        )
 
 
 def _with_hint(result: Classification, hint: str) -> Classification:
@@ -79,13 +111,23 @@ def _with_hint(result: Classification, hint: str) -> Classification:
     return replace(result, message=_clip(result.message, MESSAGE_LIMIT - len(suffix)) + suffix)
 
 
-def _answer(outcome: HttpAnswer, errors: ErrorDictionary, method: ProbeMethod) -> Classification:
+def _answer(
+    outcome: HttpAnswer, errors: ErrorDictionary, method: ProbeMethod, redact: Redact
+) -> Classification:
     status = outcome.status
     text = outcome.body.decode("utf-8", errors="replace")
     document = _json(text)
+    if (
+        document is None
+        and outcome.truncated
+        and 200 <= status < 300
+        and method is ProbeMethod.MODELS
+        and _starts_a_model_list(text)
+    ):
+        return Classification(ProviderState.HEALTHY, "", status)  # a long list, read in part
     codes, messages = _fields(document) if document is not None else ([], [])
     plain = _plain_text(text) if document is None else ""
-    detail = _detail(codes, messages, plain)
+    detail = _detail(codes, messages, plain or outcome.note, redact)
 
     for code in codes:
         meaning = errors.code(code)
@@ -100,7 +142,9 @@ def _answer(outcome: HttpAnswer, errors: ErrorDictionary, method: ProbeMethod) -
         if document is not None and _sane(document, method):
             return Classification(ProviderState.HEALTHY, "", status)
         return Classification(
-            ProviderState.SERVER_ERROR, _clip(f"unexpected answer: {detail or text}"), status
+            ProviderState.SERVER_ERROR,
+            _clip(f"unexpected answer: {detail or text}", redact=redact),
+            status,
         )
     return Classification(_by_status(status), detail or f"HTTP {status}", status)
 
@@ -131,7 +175,7 @@ def _from_meaning(meaning: Meaning, detail: str, status: int) -> Classification:
     return Classification(meaning.state, detail or f"HTTP {status}", status)
 
 
-def _transport(failure: TransportFailure) -> Classification:
+def _transport(failure: TransportFailure, redact: Redact) -> Classification:
     state = (
         ProviderState.TIMEOUT if failure.kind is Transport.TIMEOUT else ProviderState.UNREACHABLE
     )
@@ -143,17 +187,61 @@ def _transport(failure: TransportFailure) -> Classification:
         Transport.TLS: "TLS handshake failed",
         Transport.OTHER: "transport error",
     }[failure.kind]
-    return Classification(state, _clip(f"{text}: {failure.detail}" if failure.detail else text))
+    return Classification(
+        state, _clip(f"{text}: {failure.detail}" if failure.detail else text, redact=redact)
+    )
 
 
 def _json(text: str) -> Any:
+    """The JSON document in `text`, or None. Depth is bounded by the interpreter's recursion
+    limit (a RecursionError, caught), size by the prober's read cap."""
     stripped = text.strip()
     if not stripped or stripped[0] not in "{[":
         return None
     try:
         return json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _starts_a_model_list(text: str) -> bool:
+    """Whether a cut-off body begins like a model list: an object whose `data` or `models`
+    member opens an array. Reads keys and skips whole values only, so it is linear."""
+    position = _skip_space(text, 0)
+    if not text.startswith("{", position):
+        return False
+    position += 1
+    while True:
+        position = _skip_space(text, position)
+        if not text.startswith('"', position):
+            return False
+        try:
+            key, position = json.decoder.scanstring(text, position + 1)  # type: ignore[attr-defined]
+        except (ValueError, RecursionError):
+            return False
+        position = _skip_space(text, position)
+        if not text.startswith(":", position):
+            return False
+        position = _skip_space(text, position + 1)
+        if key in ("data", "models") and text.startswith("[", position):
+            return True
+        try:
+            _, position = _DECODER.raw_decode(text, position)
+        except (ValueError, RecursionError):
+            return False  # the cut fell inside this value
+        position = _skip_space(text, position)
+        if not text.startswith(",", position):
+            return False
+        position += 1
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
 
 
 def _fields(document: Any) -> tuple[list[str], list[str]]:
@@ -228,24 +316,94 @@ def _plain_text(text: str) -> str:
     while the body says why (Xiaomi's "cross-border isolation policy", Cloudflare's "Sorry, you
     have been blocked"): the body is what phrases must match and what a human must read.
     """
-    visible = _SPACE.sub(" ", html.unescape(_TAGS.sub(" ", _UNSEEN.sub(" ", text)))).strip()
+    pieces, title = _visible_text(text)
+    visible = _SPACE.sub(" ", html.unescape(" ".join(pieces))).strip()
     if visible:
         return visible
-    title = _TITLE.search(text)
-    return _SPACE.sub(" ", html.unescape(title.group(1))).strip() if title else ""
+    return _SPACE.sub(" ", html.unescape(title)).strip()
 
 
-def _detail(codes: list[str], messages: list[str], plain: str) -> str:
+def _visible_text(text: str) -> tuple[list[str], str]:
+    """The text outside tags and outside head/title/script/style elements, and the first title.
+
+    One pass with `str.find`: every search starts where the last one ended, and a closing tag
+    searched for and not found is remembered as absent, so the cost stays linear for any input
+    (`<` repeated 64 KiB times, a thousand unclosed `<script>`s).
+    """
+    lower = text.lower()
+    pieces: list[str] = []
+    title = ""
+    closes: dict[str, int] = {}  # element → position of its next closing tag (-1: none left)
+    position = 0
+    while position < len(text):
+        opening = text.find("<", position)
+        if opening < 0:
+            pieces.append(text[position:])
+            break
+        pieces.append(text[position:opening])
+        end = text.find(">", opening + 1)
+        if end < 0:  # an unclosed "<" is text, and so is everything after it
+            pieces.append(text[opening:])
+            break
+        if end == opening + 1:  # "<>" is text too
+            pieces.append("<>")
+            position = end + 1
+            continue
+        position = end + 1
+        name = _TAG_NAME.match(text, opening + 1, end)
+        element = name.group(1).lower() if name and not name.group(0).startswith("/") else ""
+        if element not in _UNSEEN:
+            pieces.append(" ")
+            continue
+        close = _closing_tag(lower, element, position, closes)
+        if close < 0:  # never closed: only the tag itself goes
+            pieces.append(" ")
+            continue
+        if element == "title" and not title:
+            title = text[position:close]
+        close_end = text.find(">", close)
+        position = len(text) if close_end < 0 else close_end + 1
+        pieces.append(" ")
+    return pieces, title
+
+
+def _closing_tag(lower: str, element: str, start: int, closes: dict[str, int]) -> int:
+    """Position of the first `</element>` at or after `start`, or -1. Searches resume where the
+    last one for this element stopped, so all searches together read the text once."""
+    close = closes.get(element)
+    if close is not None and (close < 0 or close >= start):
+        return close
+    needle = f"</{element}"
+    close = lower.find(needle, start)
+    while close >= 0 and lower[close + len(needle) : close + len(needle) + 1] not in (
+        ">",
+        " ",
+        "\t",
+        "\r",
+        "\n",
+        "",
+    ):
+        close = lower.find(needle, close + 1)  # `</header` is not `</head`
+    closes[element] = close
+    return close
+
+
+def _detail(codes: list[str], messages: list[str], plain: str, redact: Redact) -> str:
     message = messages[0] if messages else plain
     code = next(
         (c for c in codes if not c.isdigit() or len(c) != 3), ""
     )  # skip echoed HTTP statuses
     if code and message:
-        return _clip(f"{code}: {message}")
-    return _clip(code or message)
+        return _clip(f"{code}: {message}", redact=redact)
+    return _clip(code or message, redact=redact)
 
 
-def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """One line, bounded, with anything that looks like a key masked."""
-    line = _SECRET_LIKE.sub("***", _SPACE.sub(" ", text)).strip()
+def _clip(text: str, limit: int = MESSAGE_LIMIT, *, redact: Redact = _unchanged) -> str:
+    """One line, bounded, with keys and anything that looks like one masked.
+
+    Only a window of the text is looked at (four times what is kept), so the cost does not grow
+    with the body; redaction runs on that window before the cut.
+    """
+    line = redact(_SPACE.sub(" ", text[: 4 * MESSAGE_LIMIT]))
+    line = _SECRET_LIKE.sub("***", line).strip()
     return line if len(line) <= limit else line[: limit - 1] + "…"

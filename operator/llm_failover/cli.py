@@ -103,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("httpcore").setLevel(logging.INFO)  # per-socket traces help nobody
+    # One INFO line per probe request helps nobody either: probe results are metrics.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings(
         namespaces=tuple(args.namespace),
         metrics_port=args.metrics_port,

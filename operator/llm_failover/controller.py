@@ -1,7 +1,10 @@
 """Keeps each LLMRoute's routing output in step with its providers' health.
 
 One `RouteController` per route runs gather → decide → act → report whenever a probe it depends on
-has finished, its spec changed, or a schedule window opens or closes.
+has finished, its spec changed, an object it wrote was changed by someone else, or a schedule
+window opens or closes. Its `run` loop is supervised by the route manager: a crash is reported on
+the route (Ready=False, OperatorError) and the loop restarts; an API error is retried; a route
+whose own status can no longer be written (404) is gone, and the loop ends.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from llm_failover.catalog import Catalog
+from llm_failover.credentials import Credential, read_key
 from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, Transition, observe
-from llm_failover.kube import ClusterApi, KubeError, RouteRef
+from llm_failover.kube import ClusterApi, KubeError, RouteGone, RouteRef, secret_bytes
 from llm_failover.metrics import Metrics
 from llm_failover.policy import Condition, Decision, Reason, decide
-from llm_failover.prober import Clock, Credential, Endpoint, ProbeSource, Schedule
-from llm_failover.routing import RoutingOutput, routing_output
+from llm_failover.prober import Clock, Endpoint, ProbeSource, Schedule
+from llm_failover.redact import Redactor
+from llm_failover.routing import KEY_NAMES, RoutingOutput, routing_output
 from llm_failover.settings import Settings
 from llm_failover.spec import RouteSpec, SpecError, parse_route_spec
 from llm_failover.state import ProviderState
@@ -38,10 +43,15 @@ from llm_failover.status import (
     timestamp,
     transition_events,
 )
+from llm_failover.supervision import Watchdog
 
 log = logging.getLogger(__name__)
 
 REVISION_ANNOTATION = "llmfailover.dev/route-revision"
+MAX_PENDING_EVENTS = 100
+"""Events kept for a retry while the API server refuses them; the oldest go first."""
+RECONCILE_DEADLINE_SECONDS = 300.0
+"""A reconcile still running after this long has stalled (each API call times out in 30 s)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,10 @@ class Keys:
     values: Mapping[str, str | None]
     problems: Mapping[str, str]
     read_at: float  # time.monotonic()
+
+    @property
+    def secrets(self) -> list[str]:
+        return [v for v in self.values.values() if v]
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,8 @@ class Services:
     clock: Clock
     settings: Settings
     metrics: Metrics
+    redactor: Redactor = field(default_factory=Redactor)
+    watchdog: Watchdog = field(default_factory=Watchdog)
 
 
 class RouteController:
@@ -74,6 +90,8 @@ class RouteController:
         self._clock = services.clock
         self._settings = services.settings
         self._metrics = services.metrics
+        self._redactor = services.redactor
+        self._watchdog = services.watchdog
         self._wake = asyncio.Event()
         self._body: Mapping[str, Any] = {}
         self._seeded = False
@@ -89,7 +107,10 @@ class RouteController:
         self._failover_count = 0
         self._last_failover: dict[str, Any] | None = None
         self._status: dict[str, Any] = {}
-        self._written: dict[str, Mapping[str, str]] = {}  # object kind → data we know is there
+        # object kind → (name, data) we know is there; dropped when someone else changes it
+        self._written: dict[str, tuple[str, Mapping[str, str]]] = {}
+        self._pending: list[Event] = []  # Events not posted yet: they survive a failed write
+        self._unconfirmed: set[str] = set()  # status said active, the written output disagreed
         self._retry_at: float | None = None
         self._stamped: str | None = None  # routing revision last stamped on the restart targets
         self._missing: set[tuple[str, str]] = set()  # restart targets reported missing
@@ -104,19 +125,58 @@ class RouteController:
         self._wake.set()
 
     async def run(self) -> None:
+        """Reconcile whenever woken, until the route is gone; exceptions other than API errors
+        propagate to the supervisor, which reports them (`report_crash`) and runs this again."""
+        self._wake.set()  # a restarted loop looks again at once
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._next_wake())
             self._wake.clear()
+            self._watchdog.expect(f"route {self.key}", RECONCILE_DEADLINE_SECONDS)
+            self._retry_at = None
             try:
                 await self.reconcile()
-                self._retry_at = None
+            except RouteGone:
+                log.info("%s: the LLMRoute no longer exists: stopping its work", self.key)
+                return
             except KubeError as exc:
                 log.warning("%s: Kubernetes API error, retrying: %s", self.key, exc)
                 self._retry_at = time.monotonic() + self._settings.retry_seconds
+            finally:
+                self._watchdog.done(f"route {self.key}")
 
     def stop(self) -> None:
         self._prober.unsubscribe(self.key)
+        self._redactor.forget(self._keys.secrets if self._keys else [])
+        self._keys = None
+        self._watchdog.done(f"route {self.key}")
+
+    async def report_crash(self, exc: Exception, retry_in_seconds: float) -> None:
+        """Show a crash where users look: Ready=False, reason OperatorError, on the route."""
+        message = (
+            f"internal error: {type(exc).__name__}: {str(exc)[:200]} (see the operator log); "
+            f"retrying in {retry_in_seconds:.0f}s"
+        )
+        generation = (self._body.get("metadata") or {}).get("generation") if self._body else None
+        await self._report_problem(Reason.OPERATOR_ERROR, message, generation, self._clock())
+
+    def target_changed(self, kind: str, name: str, data: Mapping[str, str] | None) -> None:
+        """Someone changed (or, with None, deleted) a ConfigMap or Secret this route owns: unless
+        it is what we wrote, forget what we believed was there and reconcile now."""
+        written = self._written.get(kind)
+        if written is None or written[0] != name:
+            return
+        if data is not None and dict(data) == dict(written[1]):
+            return  # our own write, coming back through the watch
+        log.info(
+            "%s: %s %s was %s: restoring it",
+            self.key,
+            kind,
+            name,
+            "deleted" if data is None else "changed",
+        )
+        del self._written[kind]
+        self._wake.set()
 
     # -- gather -----------------------------------------------------------------------------
 
@@ -137,26 +197,35 @@ class RouteController:
         self._last_failover = dict(last) if isinstance(last, Mapping) else None
 
     async def _read_keys(self, spec: RouteSpec) -> Keys:
+        """Each provider's key, normalised (`credentials.read_key`), or why it has none. The
+        values are remembered by the redactor before anything can show them."""
         values: dict[str, str | None] = {}
         problems: dict[str, str] = {}
-        secrets: dict[str, dict[str, str] | None] = {}
-        for provider in spec.providers:
+        secrets: dict[str, dict[str, bytes] | None] = {}
+        for index, provider in enumerate(spec.providers):
             ref = provider.api_key
+            values[provider.name] = None
             if ref is None:
-                values[provider.name] = None
                 continue
             if ref.name not in secrets:
                 secrets[ref.name] = await self._kube.read_secret(self.ref.namespace, ref.name)
             data = secrets[ref.name]
-            where = f"spec.providers[{spec.providers.index(provider)}].apiKeySecretRef"
+            where = f"spec.providers[{index}].apiKeySecretRef"
+            secret = f"Secret {self.ref.namespace}/{ref.name}"
             if data is None:
-                problems[provider.name] = (
-                    f"{where}: Secret {self.ref.namespace}/{ref.name} not found"
-                )
-            elif not data.get(ref.key):
-                problems[provider.name] = f"{where}: Secret {ref.name} has no key {ref.key!r}"
-            values[provider.name] = data.get(ref.key) if data else None
-        return Keys(values=values, problems=problems, read_at=time.monotonic())
+                problems[provider.name] = f"{where}: {secret} not found"
+            elif ref.key not in data:
+                problems[provider.name] = f"{where}: {secret} has no key {ref.key!r}"
+            else:
+                found = read_key(data[ref.key])
+                values[provider.name] = found.key
+                if found.problem is not None:
+                    problems[provider.name] = f"{where}: {secret} key {ref.key!r} {found.problem}"
+        keys = Keys(values=values, problems=problems, read_at=time.monotonic())
+        self._redactor.remember(keys.secrets)
+        if self._keys is not None:
+            self._redactor.forget(self._keys.secrets)
+        return keys
 
     def _subscribe(self, spec: RouteSpec, keys: Keys) -> None:
         check = spec.health_check
@@ -174,7 +243,10 @@ class RouteController:
             if p.name not in keys.problems
         }
         self._prober.subscribe(
-            self.key, dict.fromkeys(self._endpoints.values(), schedule), self._wake
+            self.key,
+            dict.fromkeys(self._endpoints.values(), schedule),
+            self._wake,
+            tenant=self.ref.namespace,
         )
 
     def _gather(self, spec: RouteSpec, keys: Keys, now: datetime) -> dict[str, Transition]:
@@ -200,6 +272,7 @@ class RouteController:
                         c.state, report.time, c.message, c.http_status, report.latency_milliseconds
                     )
             if result is not None:
+                self._unconfirmed.discard(name)  # fresh evidence about it, from this process
                 health, transition = observe(
                     self._health.get(name, ProviderHealth()), result, thresholds
                 )
@@ -226,6 +299,7 @@ class RouteController:
         except SpecError as exc:
             self._prober.unsubscribe(self.key)
             self._endpoints = {}
+            self._redactor.forget(self._keys.secrets if self._keys else [])
             self._keys = None
             self._decided_spec = None
             await self._report_problem(Reason.INVALID_SPEC, str(exc), generation, now)
@@ -251,11 +325,14 @@ class RouteController:
             self._subscribe(spec, self._keys)
         for gone in set(self._health) - {p.name for p in spec.providers}:
             del self._health[gone]
+        if self._decided_spec is None and self._active is not None:
+            await self._resume_from_output(spec, self._keys)
 
         transitions = self._gather(spec, self._keys, now)
+        self._queue(transition_events(transitions, self._health))
         decision = decide(
             spec,
-            self._health,
+            self._decidable_health(),
             current=self._active,
             spec_changed=changed,
             now=now,
@@ -263,7 +340,6 @@ class RouteController:
         )
         self._decided_spec = canonical
         self._observed_generation = generation
-        events = transition_events(transitions, self._health)
 
         ready = decision.ready
         active_spec = spec.provider(decision.active) if decision.active else None
@@ -272,16 +348,64 @@ class RouteController:
                 spec,
                 active=active_spec,
                 eligible=decision.eligible,
-                health=self._health,
                 key=self._keys.values.get(active_spec.name),
             )
             conflict = await self._write_output(spec, output)
             if conflict is not None:
                 ready = Condition("Ready", False, Reason.TARGET_CONFLICT, conflict)
             else:
-                events.extend(self._apply(decision, now))
-                events.extend(await self._restart(spec, output.revision))
-        await self._report(spec, decision, ready, events, generation, now)
+                self._queue(self._apply(decision, now))
+                self._queue(await self._restart(spec, output.revision))
+        await self._report(spec, decision, ready, generation, now)
+
+    async def _resume_from_output(self, spec: RouteSpec, keys: Keys) -> None:
+        """The routing output written last is evidence too. A crash between the writes of one
+        switch (Secret, ConfigMap, status, in that order) leaves a status that still names the
+        provider the output had already left: resume from the ConfigMap, and do not route back
+        to the provider the status named until this process has probed it itself."""
+        before = self._active
+        assert before is not None
+        target = spec.target
+        found = await self._kube.read_config_map(self.ref.namespace, target.config_map_name)
+        written = (found or {}).get("data", {}).get("LLM_PROVIDER")
+        if found is not None and self.ref.owns(found) and written != before:
+            if spec.provider(str(written)) is not None:
+                self._active = str(written)
+                self._active_since = timestamp(self._clock())
+            self._unconfirmed.add(before)
+        elif target.secret_name is not None and keys.values.get(before):
+            secret = await self._kube.read_secret_object(self.ref.namespace, target.secret_name)
+            if secret is not None and self.ref.owns(secret):
+                key = secret_bytes(secret).get(KEY_NAMES[0], b"").decode(errors="replace")
+                if key != keys.values[before]:
+                    self._unconfirmed.add(before)
+        if self._unconfirmed:
+            log.warning(
+                "%s: the routing output left %s but the status was not updated before the "
+                "operator stopped: routing stays on %s until %s is probed again",
+                self.key,
+                before,
+                self._active,
+                before,
+            )
+
+    def _decidable_health(self) -> Mapping[str, ProviderHealth]:
+        """Health as decide() may trust it: unconfirmed providers count as not trusted yet."""
+        if not self._unconfirmed:
+            return self._health
+        return {
+            name: replace(h, trusted=False) if name in self._unconfirmed else h
+            for name, h in self._health.items()
+        }
+
+    def _queue(self, events: list[Event]) -> None:
+        """Keep Events until they are posted: a failed write later in this reconcile must not
+        lose the news of a transition that has already happened in memory."""
+        self._pending.extend(events)
+        if len(self._pending) > MAX_PENDING_EVENTS:
+            dropped = len(self._pending) - MAX_PENDING_EVENTS
+            log.warning("%s: dropping %d unposted Events (the oldest)", self.key, dropped)
+            del self._pending[:dropped]
 
     # -- act ----------------------------------------------------------------------------------
 
@@ -309,7 +433,7 @@ class RouteController:
         data: Mapping[str, str],
         read: Callable[[str, str], Awaitable[dict[str, Any] | None]],
     ) -> str | None:
-        if self._written.get(kind) == data:
+        if self._written.get(kind) == (name, data):
             return None
         existing = await read(self.ref.namespace, name)
         if existing is None:
@@ -322,7 +446,7 @@ class RouteController:
             patch = self._kube.patch_secret if kind == "Secret" else self._kube.patch_config_map
             await patch(self.ref.namespace, name, data)
             self._written_one(kind, name, "updated")
-        self._written[kind] = dict(data)
+        self._written[kind] = (name, dict(data))
         return None
 
     async def _restart(self, spec: RouteSpec, revision: str) -> list[Event]:
@@ -402,15 +526,11 @@ class RouteController:
         spec: RouteSpec,
         decision: Decision,
         ready: Condition,
-        events: list[Event],
         generation: int | None,
         now: datetime,
     ) -> None:
         previous = self._status
-        previous_ready = _condition(previous, "Ready")
-        event = ready_event(ready, previous_ready)
-        if event is not None:
-            events.append(event)
+        event = ready_event(ready, _condition(previous, "Ready"))
         status: dict[str, Any] = {
             "providers": provider_entries(spec, self._health, decision.eligible),
             "failoverCount": self._failover_count,
@@ -429,7 +549,8 @@ class RouteController:
         if self._last_failover is not None:
             status["lastFailover"] = self._last_failover
         await self._patch_status(status)
-        await self._post(events, now)
+        # Announced only once the status saying so is written: a retry computes it again.
+        self._queue([event] if event is not None else [])
         self._metrics.route_state(
             namespace=self.ref.namespace,
             route=self.ref.name,
@@ -444,6 +565,7 @@ class RouteController:
             active=self._active,
             failed_over=self._active is not None and self._active != spec.providers[0].name,
         )
+        await self._post_pending(now)
 
     async def _report_problem(
         self, reason: str, message: str, generation: int | None, now: datetime
@@ -461,7 +583,8 @@ class RouteController:
             status["observedGeneration"] = generation
         event = ready_event(ready, _condition(previous, "Ready"))
         await self._patch_status(status)
-        await self._post([event] if event else [], now)
+        self._queue([event] if event else [])
+        await self._post_pending(now)
 
     async def _patch_status(self, status: dict[str, Any]) -> None:
         if status == self._status:
@@ -469,8 +592,21 @@ class RouteController:
         await self._kube.patch_route_status(self.ref.namespace, self.ref.name, status)
         self._status = status
 
-    async def _post(self, events: list[Event], now: datetime) -> None:
-        for event in events:
+    async def _post_pending(self, now: datetime) -> None:
+        """Post queued Events in order; what the API server refuses waits for the retry."""
+        while self._pending:
+            event = self._pending[0]
+            try:
+                await self._kube.post_event(
+                    self.ref, type=event.type, reason=event.reason, message=event.message, now=now
+                )
+            except KubeError as exc:  # worth a log line and a retry, not a failed reconcile
+                log.warning(
+                    "%s: could not post Event %s, will retry: %s", self.key, event.reason, exc
+                )
+                self._retry_at = time.monotonic() + self._settings.retry_seconds
+                return
+            self._pending.pop(0)
             log.log(
                 logging.WARNING if event.type == "Warning" else logging.INFO,
                 "%s: %s: %s",
@@ -478,12 +614,6 @@ class RouteController:
                 event.reason,
                 event.message,
             )
-            try:
-                await self._kube.post_event(
-                    self.ref, type=event.type, reason=event.reason, message=event.message, now=now
-                )
-            except KubeError as exc:  # an Event is worth a log line, not a failed reconcile
-                log.warning("%s: could not post Event %s: %s", self.key, event.reason, exc)
 
     # -- timing -------------------------------------------------------------------------------
 

@@ -1,7 +1,14 @@
-"""kopf handlers: thin glue from the LLMRoute watch to the route manager; no business rules here."""
+"""kopf handlers: thin glue from the watches to the route manager; no business rules here.
+
+Three watches: LLMRoutes, and the ConfigMaps and Secrets the operator wrote (selected on the
+server by their `app.kubernetes.io/managed-by` label), so an edited or deleted routing output is
+restored within seconds. The liveness endpoint fails when a supervised loop stops making progress.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -10,11 +17,23 @@ import kopf
 
 from llm_failover.catalog import default_catalog
 from llm_failover.controller import Services
-from llm_failover.kube import GROUP, PLURAL, VERSION, KubeClient, load_api_client
+from llm_failover.kube import (
+    GROUP,
+    MANAGED_BY,
+    PLURAL,
+    VERSION,
+    KubeClient,
+    load_api_client,
+)
 from llm_failover.manager import RouteManager
 from llm_failover.metrics import Metrics
-from llm_failover.prober import Prober, utc_now
+from llm_failover.prober import ProbeGate, Prober, utc_now
+from llm_failover.redact import Redactor
 from llm_failover.settings import Settings
+from llm_failover.supervision import LoopLag, Watchdog, supervise
+
+OWNED = (("v1", "configmaps", "ConfigMap"), ("v1", "secrets", "Secret"))
+"""What the operator writes and watches: (version, plural, kind) in the core group."""
 
 
 def build_registry() -> kopf.OperatorRegistry:
@@ -35,13 +54,25 @@ def build_registry() -> kopf.OperatorRegistry:
         settings.peering.standalone = True
         settings.watching.server_timeout = config.watch_timeout_seconds
         settings.watching.client_timeout = config.watch_timeout_seconds + 10
-        memo.kube = KubeClient(load_api_client())
+        selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+        for version, plural, _kind in OWNED:  # only our own objects leave the API server
+            settings.watching.label_selectors[version, plural] = selector
+        redactor: Redactor = memo.redactor
+        memo.kube = KubeClient(load_api_client(), redact=redactor)
+        gate = ProbeGate(
+            total=config.probe_concurrency, per_tenant=config.probe_concurrency_per_namespace
+        )
         memo.http = httpx.AsyncClient(
             timeout=httpx.Timeout(30.0),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            # As many connections as probes may run at once (the gate's total): a probe that
+            # holds a slot never waits for a connection.
+            limits=httpx.Limits(
+                max_connections=gate.total, max_keepalive_connections=min(gate.total, 64)
+            ),
             trust_env=True,  # HTTPS_PROXY: how many teams reach providers from inside China
         )
         metrics: Metrics = memo.metrics
+        watchdog = memo.watchdog = Watchdog()
         memo.prober = Prober(
             client=memo.http,
             clock=utc_now,
@@ -51,6 +82,10 @@ def build_registry() -> kopf.OperatorRegistry:
                 state=report.classification.state,
                 seconds=report.latency_milliseconds / 1000,
             ),
+            on_error=lambda task: metrics.internal_error(task=task),
+            redactor=redactor,
+            gate=gate,
+            watchdog=watchdog,
         )
         memo.routes = RouteManager(
             Services(
@@ -60,8 +95,28 @@ def build_registry() -> kopf.OperatorRegistry:
                 clock=utc_now,
                 settings=config,
                 metrics=metrics,
+                redactor=redactor,
+                watchdog=watchdog,
             )
         )
+        lag = LoopLag()
+        memo.lag = asyncio.create_task(
+            supervise("event loop lag monitor", lambda: lag.run(metrics.loop_lag.set, watchdog)),
+            name="event loop lag monitor",
+        )
+
+    @kopf.on.probe(id="loops", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
+    def loops(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+        """Liveness: every supervised loop has shown progress when it promised to."""
+        watchdog: Watchdog = memo.watchdog
+        stalled = watchdog.overdue()
+        if stalled:
+            shown = ", ".join(stalled[:5]) + (
+                f" and {len(stalled) - 5} more" if len(stalled) > 5 else ""
+            )
+            logging.getLogger(__name__).error("liveness: stalled: %s", shown)
+            raise kopf.PermanentError(f"stalled: {shown}")
+        return {"loops": len(watchdog)}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def on_route(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -71,10 +126,22 @@ def build_registry() -> kopf.OperatorRegistry:
         else:
             routes.observe(_plain(body))
 
+    for version, plural, kind in OWNED:
+
+        @kopf.on.event(version, plural, id=f"owned-{plural}", param=kind, registry=registry)
+        async def on_owned(
+            event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, param: Any = None, **_: Any
+        ) -> None:
+            routes: RouteManager = memo.routes
+            routes.owned_changed(str(param), _plain(body), deleted=event.get("type") == "DELETED")
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(
         memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
     ) -> None:
+        memo.lag.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await memo.lag
         await memo.routes.close()
         await memo.prober.close()
         await memo.http.aclose()
@@ -87,9 +154,10 @@ def build_registry() -> kopf.OperatorRegistry:
 def _plain(body: kopf.Body) -> dict[str, Any]:
     """A detached copy: the controller reads it later, after kopf has moved on."""
     return {
-        "metadata": dict(body.metadata),
+        "metadata": _copy(body.get("metadata")),
         "spec": _copy(body.get("spec")),
         "status": _copy(body.get("status")),
+        "data": _copy(body.get("data")),
     }
 
 

@@ -2,6 +2,8 @@
 
 The official `kubernetes` client is synchronous; its calls run in worker threads. Every write is a
 create or a JSON merge patch, never a replace, and reads happen right before the write they guard.
+Every message written into a status or an Event passes the redactor first: whatever a provider
+or an error said, no key reaches the API server through this client.
 """
 
 from __future__ import annotations
@@ -11,18 +13,22 @@ import base64
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import kubernetes
+import urllib3
 
 GROUP = "llmfailover.dev"
 VERSION = "v1alpha1"
 PLURAL = "llmroutes"
 KIND = "LLMRoute"
 COMPONENT = "llm-failover"
+MANAGED_BY = {"app.kubernetes.io/managed-by": COMPONENT}
+"""The label on every object the operator writes: its watches select on it."""
+ROUTE_LABEL = f"{GROUP}/route"
 REQUEST_TIMEOUT = (5, 30)
 """Seconds to connect and to read: a hung API call must not hold a worker thread (or shutdown)."""
 
@@ -51,7 +57,7 @@ class RouteRef:
 class ClusterApi(Protocol):
     """What the route controller needs from the Kubernetes API (tests provide a fake)."""
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None: ...
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
     async def read_secret_object(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def create_config_map(
@@ -83,6 +89,10 @@ class KubeError(RuntimeError):
     """An API call failed for a reason other than "not found"."""
 
 
+class RouteGone(KubeError):
+    """The LLMRoute itself no longer exists (its status cannot be written): the end of it."""
+
+
 def load_api_client() -> kubernetes.client.ApiClient:
     """In-cluster credentials when running in a pod, else KUBECONFIG (or ~/.kube/config)."""
     configuration = kubernetes.client.Configuration()
@@ -96,8 +106,14 @@ def load_api_client() -> kubernetes.client.ApiClient:
 
 
 class KubeClient:
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self._api = api_client
+        self._redact = redact
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
         self._apps = kubernetes.client.AppsV1Api(api_client)
@@ -105,13 +121,13 @@ class KubeClient:
     def close(self) -> None:
         self._api.close()
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        """The Secret's data, decoded; None if there is no such Secret."""
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """The Secret's data as bytes (what they mean is the reader's business); None if there
+        is no such Secret."""
         obj = await self._call(self._core.read_namespaced_secret, name, namespace)
         if obj is None:
             return None
-        data = obj.get("data") or {}
-        return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}
+        return secret_bytes(obj)
 
     async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._call(self._core.read_namespaced_config_map, name, namespace)
@@ -144,6 +160,7 @@ class KubeClient:
     async def patch_route_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
+        """Raises `RouteGone` when the route no longer exists."""
         await self._call(
             self._custom.patch_namespaced_custom_object_status,
             GROUP,
@@ -151,7 +168,8 @@ class KubeClient:
             namespace,
             PLURAL,
             name,
-            {"status": dict(status)},
+            {"status": self._redacted(dict(status))},
+            missing=RouteGone,
         )
 
     async def post_event(
@@ -172,7 +190,7 @@ class KubeClient:
             },
             "type": type,
             "reason": reason,
-            "message": message[:1024],
+            "message": self._redact(message)[:1024],
             "count": 1,
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
@@ -199,12 +217,15 @@ class KubeClient:
         return {
             "name": name,
             "namespace": route.namespace,
-            "labels": {"app.kubernetes.io/managed-by": COMPONENT, f"{GROUP}/route": route.name},
+            "labels": {**MANAGED_BY, ROUTE_LABEL: route.name},
             "ownerReferences": [route.owner_reference()],
         }
 
-    async def _call(self, method: Any, *args: Any) -> dict[str, Any] | None:
-        """Run one client call in a thread; a 404 is None, any other failure a KubeError."""
+    async def _call(
+        self, method: Any, *args: Any, missing: type[KubeError] | None = None
+    ) -> dict[str, Any] | None:
+        """Run one client call in a thread. A 404 is None (or `missing` raised, when given);
+        any other failure, the server's or the connection's, a KubeError."""
 
         def call() -> Any:
             # Raw JSON instead of the client's models: plain dicts, and no model deserialisation.
@@ -214,12 +235,35 @@ class KubeClient:
         try:
             result = await asyncio.to_thread(call)
         except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
+            if exc.status in (404, 410):
+                if missing is not None:
+                    raise missing(f"{exc.status} {exc.reason}") from None
                 return None
             raise KubeError(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
-        except OSError as exc:
-            raise KubeError(str(exc)) from exc
+        except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+            raise KubeError(f"{type(exc).__name__}: {exc}") from None
         return result if isinstance(result, dict) else None
+
+    def _redacted(self, value: Any) -> Any:
+        """Every string of a status (messages are where provider text lands), redacted."""
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, Mapping):
+            return {k: self._redacted(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redacted(v) for v in value]
+        return value
+
+
+def secret_bytes(obj: Mapping[str, Any]) -> dict[str, bytes]:
+    """A Secret object's `data`, base64-decoded; an undecodable entry is left out."""
+    decoded = {}
+    for key, value in (obj.get("data") or {}).items():
+        try:
+            decoded[str(key)] = base64.b64decode(value, validate=True)
+        except (TypeError, ValueError):
+            continue
+    return decoded
 
 
 def _encode(data: Mapping[str, str]) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""Starts one route controller (and its task) per LLMRoute on first sight, stops it on deletion."""
+"""Starts one supervised route controller per LLMRoute on first sight, stops it when it is gone.
+
+A controller's loop that crashes is restarted with backoff (and says so on its route); one that
+ends because its route no longer exists is forgotten here, as if the watch had seen the deletion.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from llm_failover.controller import RouteController, Services
-from llm_failover.kube import RouteRef
+from llm_failover.kube import KIND, RouteRef, secret_bytes
+from llm_failover.supervision import supervise
 
 log = logging.getLogger(__name__)
 
 
 class RouteManager:
-    """Owns the route controllers; kopf's handlers only tell it what the watch saw."""
+    """Owns the route controllers; kopf's handlers only tell it what the watches saw."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
         self._routes: dict[str, tuple[RouteController, asyncio.Task[None]]] = {}
+        self._by_uid: dict[str, RouteController] = {}
 
     def observe(self, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata", {})
@@ -31,21 +37,45 @@ class RouteManager:
             known = None
         if known is None:
             controller = RouteController(ref=ref, services=self._services)
-            task = asyncio.create_task(controller.run(), name=f"route {key}")
-            task.add_done_callback(_log_crash)
+            metrics = self._services.metrics
+            task = asyncio.create_task(
+                supervise(
+                    f"route controller {key}",
+                    controller.run,
+                    on_crash=controller.report_crash,
+                    count=lambda: metrics.internal_error(task="route"),
+                ),
+                name=f"route {key}",
+            )
+            task.add_done_callback(lambda done: self._ended(controller, done))
             known = self._routes[key] = (controller, task)
+            self._by_uid[ref.uid] = controller
         known[0].update(body)
 
     def forget(self, namespace: str, name: str) -> None:
         known = self._routes.pop(f"{namespace}/{name}", None)
         if known is not None:
-            known[0].stop()
-            known[1].cancel()
+            controller, task = known
+            self._by_uid.pop(controller.ref.uid, None)
+            controller.stop()
+            task.cancel()
             self._services.metrics.route_removed(namespace=namespace, route=name)
+
+    def owned_changed(self, kind: str, body: Mapping[str, Any], *, deleted: bool) -> None:
+        """A ConfigMap or Secret carrying our label changed: tell the route that owns it."""
+        meta = body.get("metadata") or {}
+        for owner in meta.get("ownerReferences") or []:
+            if not isinstance(owner, Mapping) or owner.get("kind") != KIND:
+                continue
+            controller = self._by_uid.get(str(owner.get("uid")))
+            if controller is not None:
+                data = None if deleted else _data(kind, body)
+                controller.target_changed(kind, str(meta.get("name", "")), data)
 
     async def close(self) -> None:
         routes = list(self._routes.values())
         self._routes.clear()
+        self._by_uid.clear()
         for controller, task in routes:
             controller.stop()
             task.cancel()
@@ -53,7 +83,19 @@ class RouteManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _ended(self, controller: RouteController, task: asyncio.Task[None]) -> None:
+        """The controller's loop returned (its route is gone) or, unexpectedly, died."""
+        if task.cancelled():
+            return
+        if task.exception() is not None:  # supervise() only lets cancellation through
+            log.error("%s: supervisor died", controller.key, exc_info=task.exception())
+        current = self._routes.get(controller.key)
+        if current is not None and current[0] is controller:
+            self.forget(controller.ref.namespace, controller.ref.name)
 
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s crashed", task.get_name(), exc_info=task.exception())
+
+def _data(kind: str, body: Mapping[str, Any]) -> dict[str, str]:
+    """The object's data as the controller compares it: a Secret's decoded to text."""
+    if kind == "Secret":
+        return {k: v.decode("utf-8", errors="replace") for k, v in secret_bytes(body).items()}
+    return {str(k): str(v) for k, v in (body.get("data") or {}).items()}

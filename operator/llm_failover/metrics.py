@@ -18,6 +18,9 @@ FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 18
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+INTERNAL_TASKS = ("probe", "probe_loop", "route")
+
+
 @dataclass
 class _RouteSeries:
     """Which label values a route has used, so that they can all be removed."""
@@ -104,7 +107,26 @@ class Metrics:
             registry=registry,
         )
         self.build_info.labels(__version__).set(1)
+        # Not in contract §6: what supervision (issue 10) needs to be seen.
+        self.internal_errors = Counter(
+            "llmfailover_internal_errors",
+            "Unexpected exceptions: a probe that raised (counted as a failed probe), a probe "
+            "loop or route controller that crashed (restarted with backoff).",
+            ["task"],
+            registry=registry,
+        )
+        for task in INTERNAL_TASKS:
+            self.internal_errors.labels(task)
+        self.loop_lag = Gauge(
+            "llmfailover_event_loop_lag_seconds",
+            "Worst delay of the operator's event loop over the last ten seconds: what every "
+            "probe timeout and API call waits behind.",
+            registry=registry,
+        )
         self._series: dict[tuple[str, str], _RouteSeries] = {}
+
+    def internal_error(self, *, task: str) -> None:
+        self.internal_errors.labels(task).inc()
 
     def probed(self, *, endpoint: str, state: ProviderState, seconds: float) -> None:
         self.probes.labels(endpoint, state.value).inc()

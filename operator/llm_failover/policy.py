@@ -26,6 +26,7 @@ class Reason(StrEnum):
     NOT_ROUTED = "NotRouted"
     INVALID_SPEC = "InvalidSpec"
     TARGET_CONFLICT = "TargetConflict"
+    OPERATOR_ERROR = "OperatorError"
 
 
 @dataclass(frozen=True)

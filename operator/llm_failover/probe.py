@@ -18,10 +18,11 @@ import httpx
 import yaml
 
 from llm_failover.catalog import Catalog
+from llm_failover.credentials import Credential, read_key
 from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, observe
 from llm_failover.kube import GROUP, KIND, VERSION
 from llm_failover.policy import decide
-from llm_failover.prober import Credential, Endpoint, Prober, Report, utc_now
+from llm_failover.prober import Endpoint, Prober, Report, utc_now
 from llm_failover.spec import RouteSpec, SpecError, parse_route_spec
 from llm_failover.state import ProviderState
 
@@ -79,6 +80,8 @@ def _routes_in(path: Path, catalog: Catalog) -> list[Route]:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
         raise InputError(f"{path}: not valid YAML{line}") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be a manifest") from None
     routes = []
     others = []
     for index, doc in enumerate(documents):
@@ -92,14 +95,19 @@ def _routes_in(path: Path, catalog: Catalog) -> list[Route]:
                 f"{path}: apiVersion must be {GROUP}/{VERSION}, got {doc.get('apiVersion')!r}"
             )
         meta = doc.get("metadata") or {}
-        name = str(meta.get("name") or "")
+        if not isinstance(meta, Mapping):
+            raise InputError(f"{path}: document {index + 1}: metadata: must be an object")
+        name = meta.get("name")
+        namespace = meta.get("namespace") or "default"
         if not name:
             raise InputError(f"{path}: document {index + 1}: metadata.name: required")
+        if not isinstance(name, str) or not isinstance(namespace, str):
+            raise InputError(f"{path}: document {index + 1}: metadata: name and namespace are text")
         try:
             spec = parse_route_spec(doc.get("spec"), route_name=name, catalog=catalog)
         except SpecError as exc:
             raise InputError(f"{path}: LLMRoute {name}: {exc}") from None
-        routes.append(Route(str(meta.get("namespace") or "default"), name, spec))
+        routes.append(Route(namespace, name, spec))
     if not routes:
         found = ", ".join(others) or "nothing"
         raise InputError(f"{path}: not an LLMRoute manifest (found {found})")
@@ -214,16 +222,37 @@ def print_table(results: Sequence[RouteResult], out: TextIO) -> None:
             print("  " + "  ".join([*cells, row[4]]), file=out)
 
 
+def check_keys(routes: Sequence[Route], environ: Mapping[str, str]) -> dict[str, str]:
+    """The keys from the environment, normalised as the operator normalises a Secret's."""
+    keys: dict[str, str] = {}
+    for route in routes:
+        for provider in route.spec.providers:
+            variable = key_variable(provider.name)
+            raw = environ.get(variable)
+            if not raw:
+                continue
+            found = read_key(raw.encode("utf-8", errors="surrogateescape"))
+            if found.key is None:
+                raise InputError(f"{variable} {found.problem}")
+            keys[variable] = found.key
+    return keys
+
+
 def main(paths: Sequence[str], *, output: str, out: TextIO, err: TextIO, catalog: Catalog) -> int:
     try:
         routes = load_routes(paths, catalog=catalog)
+        keys = check_keys(routes, os.environ)
+        client = httpx.AsyncClient(trust_env=True)  # HTTPS_PROXY is honoured
     except InputError as exc:
         print(f"llm-failover probe: {exc}", file=err)
         return EXIT_BAD_INPUT
+    except (ValueError, httpx.InvalidURL) as exc:  # e.g. a malformed HTTPS_PROXY
+        print(f"llm-failover probe: cannot set up HTTP (check HTTPS_PROXY): {exc}", file=err)
+        return EXIT_BAD_INPUT
 
     async def run() -> list[RouteResult]:
-        async with httpx.AsyncClient(trust_env=True) as client:  # HTTPS_PROXY is honoured
-            return await probe_routes(routes, environ=os.environ, client=client)
+        async with client:
+            return await probe_routes(routes, environ=keys, client=client)
 
     results = asyncio.run(run())
     if output == "json":

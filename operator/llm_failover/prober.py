@@ -3,17 +3,24 @@
 An endpoint is (base URL, probe method, model for Chat, credential). However many routes use it,
 it is probed once per interval (the shortest interval among its routes), and every route using it
 is woken with the result. This is the only place that talks HTTP to providers.
+
+Nothing a provider sends can end a probe loop or cost more than a bounded amount: a probe that
+raises is a failed probe (`Unreachable`, with the reason), bodies are read up to a cap on their
+decoded size, and each loop runs under `supervise`. Concurrent probes are shared out fairly: at
+most `per_tenant` per namespace out of `total`, and a probe's timeout starts only once it holds a
+slot, so waiting behind other tenants never shows as a provider's `Timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -31,29 +38,17 @@ from llm_failover.classifier import (
     TransportFailure,
     classify,
 )
+from llm_failover.credentials import Credential
+from llm_failover.redact import Redactor
+from llm_failover.supervision import Watchdog, supervise
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Credential:
-    """An API key. Compared and shown by fingerprint only: the value never reaches a repr or log."""
-
-    value: str = field(repr=False, compare=False)
-    fingerprint: str = ""
-
-    @classmethod
-    def of(cls, value: str | None) -> Credential:
-        if not value:
-            return NO_CREDENTIAL
-        return cls(value=value, fingerprint=hashlib.sha256(value.encode()).hexdigest()[:16])
-
-
-NO_CREDENTIAL = Credential(value="", fingerprint="")
 
 
 @dataclass(frozen=True)
@@ -88,7 +83,10 @@ class Endpoint:
     @property
     def host(self) -> str:
         """The URL host: the bounded `endpoint` label of the probe metrics."""
-        return urlsplit(self.base_url).hostname or "unknown"
+        try:
+            return urlsplit(self.base_url).hostname or "unknown"
+        except ValueError:  # e.g. an unbalanced "[": the spec parser keeps these out
+            return "unknown"
 
 
 @dataclass(frozen=True)
@@ -111,10 +109,52 @@ class ProbeSource(Protocol):
     """What the route controller needs from the prober (tests provide a fake)."""
 
     def subscribe(
-        self, subscriber: str, endpoints: Mapping[Endpoint, Schedule], wake: asyncio.Event
+        self,
+        subscriber: str,
+        endpoints: Mapping[Endpoint, Schedule],
+        wake: asyncio.Event,
+        *,
+        tenant: str = "",
     ) -> None: ...
     def unsubscribe(self, subscriber: str) -> None: ...
     def latest(self, endpoint: Endpoint) -> Report | None: ...
+
+
+class ProbeGate:
+    """Fair shares of concurrent probes: `per_tenant` per namespace, `total` in all.
+
+    One namespace whose providers never answer holds at most its share; every other namespace's
+    probes still find a slot. Waiters are served in arrival order.
+    """
+
+    def __init__(self, *, total: int = 256, per_tenant: int = 32) -> None:
+        self.total = total
+        self.per_tenant = per_tenant
+        self._all = asyncio.Semaphore(total)
+        self._tenants: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, tenant: str) -> AsyncIterator[None]:
+        share, users = self._tenants.setdefault(tenant, (asyncio.Semaphore(self.per_tenant), [0]))
+        users[0] += 1
+        try:
+            async with share, self._all:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._tenants[tenant]
+
+    @property
+    def tenants(self) -> int:
+        return len(self._tenants)
+
+
+@dataclass
+class _Subscription:
+    endpoints: Mapping[Endpoint, Schedule]
+    wake: asyncio.Event
+    tenant: str
 
 
 class Prober:
@@ -125,26 +165,52 @@ class Prober:
         clock: Clock = utc_now,
         max_body_bytes: int = 64 * 1024,
         on_report: Callable[[Endpoint, Report], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        redactor: Redactor | None = None,
+        gate: ProbeGate | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
         self._max_body_bytes = max_body_bytes
         self._on_report = on_report
-        self._subscriptions: dict[str, tuple[Mapping[Endpoint, Schedule], asyncio.Event]] = {}
+        self._on_error = on_error  # told "probe" (a probe raised) or "probe_loop" (a crash)
+        self._redactor = redactor or Redactor()
+        self._gate = gate or ProbeGate()
+        self._watchdog = watchdog or Watchdog()
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._subscribers: dict[Endpoint, set[str]] = {}  # endpoint → who wants it
         self._tasks: dict[Endpoint, asyncio.Task[None]] = {}
         self._latest: dict[Endpoint, Report] = {}
+        self._raising: set[Endpoint] = set()  # endpoints whose last probe raised: logged once
         self._sequence = 0
 
     def subscribe(
-        self, subscriber: str, endpoints: Mapping[Endpoint, Schedule], wake: asyncio.Event
+        self,
+        subscriber: str,
+        endpoints: Mapping[Endpoint, Schedule],
+        wake: asyncio.Event,
+        *,
+        tenant: str = "",
     ) -> None:
-        """Replace what `subscriber` wants probed; `wake` is set after each probe of those."""
-        self._subscriptions[subscriber] = (dict(endpoints), wake)
-        self._reconcile_tasks()
+        """Replace what `subscriber` wants probed; `wake` is set after each probe of those.
+
+        `tenant` (the route's namespace) decides whose share of concurrent probes it uses.
+        """
+        old = self._subscriptions.get(subscriber)
+        self._subscriptions[subscriber] = _Subscription(dict(endpoints), wake, tenant)
+        for endpoint in endpoints:
+            self._subscribers.setdefault(endpoint, set()).add(subscriber)
+        if old is not None:
+            self._drop(subscriber, set(old.endpoints) - set(endpoints))
+        for endpoint in endpoints:
+            if endpoint not in self._tasks:
+                self._start(endpoint)
 
     def unsubscribe(self, subscriber: str) -> None:
-        self._subscriptions.pop(subscriber, None)
-        self._reconcile_tasks()
+        old = self._subscriptions.pop(subscriber, None)
+        if old is not None:
+            self._drop(subscriber, set(old.endpoints))
 
     def latest(self, endpoint: Endpoint) -> Report | None:
         return self._latest.get(endpoint)
@@ -155,6 +221,7 @@ class Prober:
 
     async def close(self) -> None:
         self._subscriptions.clear()
+        self._subscribers.clear()
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:
@@ -163,63 +230,126 @@ class Prober:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _schedule(self, endpoint: Endpoint) -> Schedule | None:
-        """The shortest interval and timeout any subscriber asked for; None if nobody wants it."""
-        wanted = [e[endpoint] for e, _ in self._subscriptions.values() if endpoint in e]
-        if not wanted:
-            return None
-        return Schedule(
-            interval_seconds=min(s.interval_seconds for s in wanted),
-            timeout_seconds=min(s.timeout_seconds for s in wanted),
+    def _drop(self, subscriber: str, endpoints: set[Endpoint]) -> None:
+        for endpoint in endpoints:
+            wanted_by = self._subscribers.get(endpoint)
+            if wanted_by is None:
+                continue
+            wanted_by.discard(subscriber)
+            if not wanted_by:
+                del self._subscribers[endpoint]
+                task = self._tasks.pop(endpoint, None)
+                if task is not None:
+                    task.cancel()
+                self._latest.pop(endpoint, None)
+                self._raising.discard(endpoint)
+
+    def _start(self, endpoint: Endpoint) -> None:
+        name = f"probe loop {endpoint.host} ({endpoint.credential.fingerprint or 'no key'})"
+        self._tasks[endpoint] = asyncio.create_task(
+            supervise(name, lambda: self._loop(endpoint), count=lambda: self._count("probe_loop")),
+            name=name,
         )
 
-    def _reconcile_tasks(self) -> None:
-        wanted = {e for endpoints, _ in self._subscriptions.values() for e in endpoints}
-        for endpoint in set(self._tasks) - wanted:
-            self._tasks.pop(endpoint).cancel()
-            self._latest.pop(endpoint, None)
-        for endpoint in wanted - set(self._tasks):
-            self._tasks[endpoint] = asyncio.create_task(
-                self._loop(endpoint), name=f"probe {endpoint.host}"
-            )
+    def _schedule(self, endpoint: Endpoint) -> tuple[Schedule, str] | None:
+        """The shortest interval and timeout its subscribers asked for, and whose share it uses
+        (the first tenant by name, so the choice is stable); None if nobody wants it."""
+        wanted = [self._subscriptions[s] for s in self._subscribers.get(endpoint, ())]
+        if not wanted:
+            return None
+        schedule = Schedule(
+            interval_seconds=min(w.endpoints[endpoint].interval_seconds for w in wanted),
+            timeout_seconds=min(w.endpoints[endpoint].timeout_seconds for w in wanted),
+        )
+        return schedule, min(w.tenant for w in wanted)
 
     async def _loop(self, endpoint: Endpoint) -> None:
-        while (schedule := self._schedule(endpoint)) is not None:
-            started = time.monotonic()
-            report = await self.probe(endpoint, timeout_seconds=schedule.timeout_seconds)
-            self._latest[endpoint] = report
-            if self._on_report is not None:
-                self._on_report(endpoint, report)
-            for endpoints, wake in self._subscriptions.values():
-                if endpoint in endpoints:
-                    wake.set()
-            elapsed = time.monotonic() - started
-            await asyncio.sleep(max(0.0, schedule.interval_seconds - elapsed))
-
-    async def probe(self, endpoint: Endpoint, *, timeout_seconds: float) -> Report:
-        """Probe once and classify; never raises for anything the provider or network does."""
-        sent_at = self._clock()
-        started = time.monotonic()
+        name = f"probe {endpoint.host} {endpoint.credential.fingerprint}"
+        self._redactor.remember([endpoint.credential.value])
         try:
-            async with asyncio.timeout(timeout_seconds):
-                outcome = await self._request(endpoint, timeout_seconds)
-        except TimeoutError:
-            outcome = TransportFailure(Transport.TIMEOUT, f"{timeout_seconds:g}s")
-        except httpx.HTTPError as exc:
-            outcome = _transport_failure(exc)
-        latency = round((time.monotonic() - started) * 1000)
-        classification = classify(outcome, errors=endpoint.errors, method=endpoint.method)
-        if endpoint.credential.value and endpoint.credential.value in classification.message:
-            classification = Classification(
-                classification.state,
-                classification.message.replace(endpoint.credential.value, "***"),
-                classification.http_status,
-            )
+            while (planned := self._schedule(endpoint)) is not None:
+                schedule, tenant = planned
+                # Slot waits, the probe and the sleep: all of it is bounded by the interval plus
+                # the timeout, and a minute of grace for waiting behind other probes.
+                self._watchdog.expect(
+                    name, schedule.interval_seconds + schedule.timeout_seconds + 60
+                )
+                started = time.monotonic()
+                report = await self.probe(
+                    endpoint, timeout_seconds=schedule.timeout_seconds, tenant=tenant
+                )
+                self._latest[endpoint] = report
+                if self._on_report is not None:
+                    self._on_report(endpoint, report)
+                for subscriber in self._subscribers.get(endpoint, ()):
+                    self._subscriptions[subscriber].wake.set()
+                elapsed = time.monotonic() - started
+                await asyncio.sleep(max(0.0, schedule.interval_seconds - elapsed))
+        finally:
+            self._watchdog.done(name)
+            self._redactor.forget([endpoint.credential.value])
+
+    async def probe(
+        self, endpoint: Endpoint, *, timeout_seconds: float, tenant: str = ""
+    ) -> Report:
+        """Probe once and classify; never raises (but for cancellation), whatever the provider,
+        the network or the endpoint's own values do."""
+        async with self._gate.slot(tenant):
+            sent_at = self._clock()
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(timeout_seconds):
+                    outcome = await self._request(endpoint, timeout_seconds)
+            except TimeoutError:
+                outcome = TransportFailure(Transport.TIMEOUT, f"{timeout_seconds:g}s")
+            except httpx.HTTPError as exc:
+                outcome = _transport_failure(exc)
+            except Exception as exc:
+                outcome = self._raised(endpoint, exc)
+            else:
+                self._raising.discard(endpoint)
+            latency = round((time.monotonic() - started) * 1000)
+        classification = classify(
+            outcome, errors=endpoint.errors, method=endpoint.method, redact=self._redact(endpoint)
+        )
         self._sequence += 1
         return Report(self._sequence, sent_at, classification, latency)
 
+    def _redact(self, endpoint: Endpoint) -> Callable[[str], str]:
+        """The shared redactor, which knows this endpoint's key while its loop runs; a one-off
+        probe (`llm-failover probe`) may not have a loop, so its own key is masked here too."""
+        key = endpoint.credential.value
+
+        def redact(text: str) -> str:
+            text = self._redactor(text)
+            return text.replace(key, "***") if key else text
+
+        return redact
+
+    def _raised(self, endpoint: Endpoint, exc: Exception) -> TransportFailure:
+        """An exception no network failure explains: a failed probe, logged once per streak."""
+        self._count("probe")
+        if endpoint not in self._raising:
+            self._raising.add(endpoint)
+            log.error(
+                "probe of %s raised; counting it as Unreachable until it stops",
+                endpoint.host,
+                exc_info=exc,
+            )
+        return TransportFailure(Transport.OTHER, f"probe failed: {type(exc).__name__}: {exc}")
+
+    def _count(self, task: str) -> None:
+        if self._on_error is not None:
+            self._on_error(task)
+
     async def _request(self, endpoint: Endpoint, timeout_seconds: float) -> Outcome:
-        headers = {"User-Agent": f"llm-failover/{__version__}", "Accept": "application/json"}
+        headers = {
+            "User-Agent": f"llm-failover/{__version__}",
+            "Accept": "application/json",
+            # Compressed bodies are decoded here under a cap (`_read_body`); asking for none
+            # keeps honest providers from sending any.
+            "Accept-Encoding": "identity",
+        }
         if endpoint.credential.value:
             headers.update(endpoint.auth.headers(endpoint.credential.value))
         if endpoint.method is ProbeMethod.MODELS:
@@ -242,23 +372,61 @@ class Prober:
             )
         response = await self._client.send(request, stream=True, follow_redirects=False)
         try:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body.extend(chunk)
-                if len(body) >= self._max_body_bytes:
-                    del body[self._max_body_bytes :]
-                    break
+            body, truncated, note = await _read_body(response, self._max_body_bytes)
         finally:
             await response.aclose()
         return HttpAnswer(
-            response.status_code, bytes(body), response.headers.get("content-type", "")
+            response.status_code,
+            body,
+            response.headers.get("content-type", ""),
+            truncated=truncated,
+            note=note,
         )
+
+
+async def _read_body(response: httpx.Response, cap: int) -> tuple[bytes, bool, str]:
+    """At most `cap` bytes of the decoded body, whether there was more, and why not all of it
+    could be read. The wire bytes read are capped too, so neither a flood nor a decompression
+    bomb costs more than `cap` bytes of memory (and the CPU to inflate that much)."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    inflate = _inflater(encoding)
+    if inflate is None:
+        return b"", True, f"body not read: unsupported content-encoding {encoding[:40]!r}"
+    body = bytearray()
+    raw_read = 0
+    async for chunk in response.aiter_raw():
+        raw_read += len(chunk)
+        try:
+            body.extend(inflate(chunk, cap + 1 - len(body)))
+        except zlib.error:
+            return bytes(body[:cap]), True, f"body not read: corrupt {encoding} data"
+        if len(body) > cap or raw_read > cap:
+            return bytes(body[:cap]), True, ""
+    return bytes(body), False, ""
+
+
+def _inflater(encoding: str) -> Callable[[bytes, int], bytes] | None:
+    """A function giving at most `limit` more decoded bytes of each chunk; None if unsupported."""
+    if encoding in ("", "identity"):
+        return lambda chunk, limit: chunk[: max(0, limit)]
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        return None  # br, zstd, stacked encodings: never asked for, not decoded
+    # gzip, or zlib-wrapped deflate: 32 + MAX_WBITS detects either header.
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
+
+    def inflate(chunk: bytes, limit: int) -> bytes:
+        if limit <= 0:
+            return b""
+        # Whatever `max_length` leaves unconsumed would only inflate beyond the cap: dropped.
+        return inflater.decompress(chunk, limit)
+
+    return inflate
 
 
 def _transport_failure(exc: httpx.HTTPError) -> TransportFailure:
     """Name the cause: httpx often says only "All connection attempts failed"."""
     if isinstance(exc, httpx.TimeoutException):
-        return TransportFailure(Transport.TIMEOUT, str(exc)[:120])
+        return TransportFailure(Transport.TIMEOUT, str(exc))
     kind = Transport.RESET if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) else None
     cause: BaseException | None = exc
     while cause is not None and kind is None:
@@ -271,4 +439,4 @@ def _transport_failure(exc: httpx.HTTPError) -> TransportFailure:
         elif isinstance(cause, ssl.SSLError):
             kind = Transport.TLS
         cause = cause.__cause__ or cause.__context__
-    return TransportFailure(kind or Transport.OTHER, (str(exc) or type(exc).__name__)[:120])
+    return TransportFailure(kind or Transport.OTHER, str(exc) or type(exc).__name__)

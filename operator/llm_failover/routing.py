@@ -7,7 +7,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from llm_failover.health import ProviderHealth
 from llm_failover.spec import ProviderSpec, RouteSpec
 
 ROUTE_JSON = "route.json"
@@ -28,9 +27,11 @@ def routing_output(
     *,
     active: ProviderSpec,
     eligible: Mapping[str, bool],
-    health: Mapping[str, ProviderHealth],
     key: str | None,
 ) -> RoutingOutput:
+    """What the apps read. It changes only when the active provider, the order or a provider's
+    eligibility does: per-probe states live in the status and metrics, not here, so a backup's
+    blips do not rewrite every ConfigMap that lists it."""
     env = {
         "LLM_PROVIDER": active.name,
         "LLM_BASE_URL": active.base_url,
@@ -44,7 +45,6 @@ def routing_output(
             "baseURL": p.base_url,
             "model": p.model,
             "apiKeySecret": str(p.api_key) if p.api_key else "",
-            "state": health[p.name].state.value if p.name in health else "Unknown",
             "eligible": eligible.get(p.name, False),
         }
         for p in spec.providers

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from llm_failover.handlers import build_registry
 from llm_failover.metrics import Metrics
+from llm_failover.redact import Redactor, install_log_redaction
 from llm_failover.settings import Settings
 
 
@@ -22,8 +23,13 @@ async def serve(
     ready_flag: asyncio.Event | None = None,
     registry: CollectorRegistry | None = None,
 ) -> None:
-    """Run until `stop_flag` is set (or kopf stops); metrics on `settings.metrics_port`."""
+    """Run until `stop_flag` is set (or kopf stops); metrics on `settings.metrics_port`.
+
+    Every log record of the process passes the redactor while the operator runs.
+    """
     metrics = Metrics(registry or CollectorRegistry())
+    redactor = Redactor()
+    undo = install_log_redaction(redactor)
     server, thread = start_http_server(settings.metrics_port, registry=metrics.registry)
     try:
         await kopf.operator(
@@ -32,10 +38,11 @@ async def serve(
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-            memo=kopf.Memo(settings=settings, metrics=metrics),
+            memo=kopf.Memo(settings=settings, metrics=metrics, redactor=redactor),
             stop_flag=stop_flag,
             ready_flag=ready_flag,
         )
     finally:
         server.shutdown()
         thread.join(timeout=5)
+        undo()

@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import httpx
+
 from llm_failover.catalog import AuthScheme, Catalog, ErrorDictionary, Preset, ProbeMethod
 
 MAX_PROVIDERS = 16
@@ -21,7 +23,21 @@ MAX_RESTART_TARGETS = 32
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+# The CRD's baseURL pattern, character for character (tests/test_spec_properties.py holds them
+# together): http(s), a host or a bracketed IPv6 address, an optional numeric port, a path;
+# no credentials, query, fragment, whitespace or control characters.
+URL_PATTERN = (
+    r"^https?://(\[[0-9A-Fa-f:.]+\]|[^/?#@\[\]:\s\x00-\x1f\x7f]+)(:[0-9]{1,5})?"
+    r"(/[^?#\s\x00-\x1f\x7f]*)?$"
+)
+_URL = re.compile(URL_PATTERN)
+_MODEL = re.compile(r"^\S+$")
+# RFC 3339 as Kubernetes writes it: what `format: date-time` surely accepts, and no more.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+MAX_ROUTE_NAME = 63
+"""The route's name is a label value (`llmfailover.dev/route`) on what it writes: 63 at most."""
 E = TypeVar("E", bound=StrEnum)
 
 
@@ -107,6 +123,8 @@ class RouteSpec:
 
 
 def parse_route_spec(raw: Any, *, route_name: str, catalog: Catalog) -> RouteSpec:
+    """The typed spec, or a `SpecError` naming the field; never any other exception."""
+    _string(route_name, "metadata.name", pattern=_DNS_SUBDOMAIN, max_length=MAX_ROUTE_NAME)
     spec = _mapping(raw, "spec")
     _only(spec, "spec", {"providers", "healthCheck", "failback", "paused", "target"})
     providers_raw = spec.get("providers")
@@ -151,7 +169,7 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
             known = ", ".join(sorted(catalog.presets))
             raise SpecError(f"{path}.preset", f"unknown preset {preset_id!r} (known: {known})")
     if "baseURL" in item:
-        base_url = _string(item["baseURL"], f"{path}.baseURL", pattern=_URL, max_length=2048)
+        base_url = _base_url(item["baseURL"], f"{path}.baseURL")
     elif preset is not None and preset.base_url is not None:
         base_url = preset.base_url
     elif preset is not None:
@@ -161,13 +179,12 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
         )
     else:
         raise SpecError(f"{path}.baseURL", "required unless a preset gives one")
-    model = _string(item.get("model"), f"{path}.model", max_length=256)
+    model = _string(item.get("model"), f"{path}.model", pattern=_MODEL, max_length=256)
     probe_method = preset.probe_method if preset is not None else ProbeMethod.MODELS
     if "probe" in item:
         probe = _mapping(item["probe"], f"{path}.probe")
         _only(probe, f"{path}.probe", {"method"})
-        if "method" in probe:
-            probe_method = _enum(ProbeMethod, probe["method"], f"{path}.probe.method")
+        probe_method = _enum(ProbeMethod, probe.get("method"), f"{path}.probe.method")
     not_before = _time(item.get("notBefore"), f"{path}.notBefore")
     not_after = _time(item.get("notAfter"), f"{path}.notAfter")
     if not_before is not None and not_after is not None and not_before >= not_after:
@@ -186,6 +203,24 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
         not_before=not_before,
         not_after=not_after,
     )
+
+
+def _base_url(raw: Any, path: str) -> str:
+    """The CRD's pattern, then the rules the HTTP client applies when the probe is sent: a URL
+    the schema admits but httpx refuses must be an InvalidSpec, not a probe that raises."""
+    value = _string(raw, path, pattern=_URL, max_length=2048)
+    try:
+        url = httpx.URL(value)
+        host = url.host
+        port = url.port
+        url.raw_host  # noqa: B018 (IDNA-encodes the host: an invalid label raises)
+    except Exception as exc:  # httpx raises InvalidURL, idna its own errors, and ValueError
+        raise SpecError(path, f"{value!r} is not a usable URL: {exc}") from None
+    if not host:
+        raise SpecError(path, f"{value!r} has no host")
+    if port is not None and not 0 < port < 65536:
+        raise SpecError(path, f"{value!r}: port {port} is not between 1 and 65535")
+    return value
 
 
 def _health_check(raw: Any, path: str) -> HealthCheck:
@@ -269,8 +304,8 @@ def _mapping(raw: Any, path: str) -> Mapping[str, Any]:
     return raw
 
 
-def _only(item: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    unknown = sorted(set(item) - allowed)
+def _only(item: Mapping[Any, Any], path: str, allowed: set[str]) -> None:
+    unknown = sorted(str(key) for key in item if key not in allowed)  # keys may not be str
     if unknown:
         raise SpecError(
             f"{path}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})"
@@ -284,7 +319,8 @@ def _string(raw: Any, path: str, *, pattern: re.Pattern[str] | None = None, max_
         raise SpecError(path, f"must be a non-empty string, got {_kind(raw)}")
     if len(raw) > max_length:
         raise SpecError(path, f"at most {max_length} characters")
-    if pattern is not None and not pattern.match(raw):
+    # fullmatch: Python's `$` also matches before a final newline, the API server's does not.
+    if pattern is not None and not pattern.fullmatch(raw):
         raise SpecError(
             path, f"{raw!r} is not valid ({_PATTERN_HINTS.get(pattern, pattern.pattern)})"
         )
@@ -295,7 +331,9 @@ _PATTERN_HINTS = {
     _DNS_LABEL: "lower-case letters, digits and '-', starting and ending with a letter or digit",
     _DNS_SUBDOMAIN: "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.'",
     _SECRET_KEY: "letters, digits, '-', '_' and '.'",
-    _URL: "an http:// or https:// URL",
+    _URL: "an http:// or https:// URL with a host, an optional port and path, and no "
+    "credentials, query, fragment or spaces",
+    _MODEL: "no spaces",
 }
 
 
@@ -324,19 +362,20 @@ def _enum(cls: type[E], raw: Any, path: str) -> E:
 def _time(raw: Any, path: str) -> datetime | None:
     if raw is None:
         return None
+    example = "an RFC 3339 time such as 2024-07-09T00:00:00Z"
     if isinstance(raw, datetime):  # YAML loaders turn unquoted timestamps into datetimes
         value = raw
     elif isinstance(raw, str):
         try:
             value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
-            raise SpecError(
-                path, f"{raw!r} is not an RFC 3339 time such as 2024-07-09T00:00:00Z"
-            ) from None
+            raise SpecError(path, f"{raw!r} is not {example}") from None
     else:
         raise SpecError(path, f"must be an RFC 3339 time, got {_kind(raw)}")
     if value.tzinfo is None:
         raise SpecError(path, f"{raw!s} has no time zone (end it with Z or +08:00)")
+    if isinstance(raw, str) and not _RFC3339.fullmatch(raw):
+        raise SpecError(path, f"{raw!r} is not {example}")
     return value
 
 

@@ -23,6 +23,7 @@ class EventReason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     TARGET_CONFLICT = "TargetConflict"
     RESTART_TARGET_MISSING = "RestartTargetMissing"
+    OPERATOR_ERROR = "OperatorError"
 
 
 WARNINGS = frozenset(
@@ -33,6 +34,7 @@ WARNINGS = frozenset(
         EventReason.INVALID_SPEC,
         EventReason.TARGET_CONFLICT,
         EventReason.RESTART_TARGET_MISSING,
+        EventReason.OPERATOR_ERROR,
     }
 )
 
@@ -43,6 +45,7 @@ ANNOUNCED = {
         EventReason.NO_HEALTHY_PROVIDER,
         EventReason.INVALID_SPEC,
         EventReason.TARGET_CONFLICT,
+        EventReason.OPERATOR_ERROR,
     )
 }
 
@@ -180,16 +183,18 @@ def transition_events(
 
 
 def ready_event(ready: Condition, previous: Mapping[str, Any] | None) -> Event | None:
-    """NoHealthyProvider, InvalidSpec and TargetConflict announce themselves when they begin.
+    """NoHealthyProvider, InvalidSpec, TargetConflict and OperatorError announce themselves
+    when they begin.
 
     A new InvalidSpec or TargetConflict message is a new problem; NoHealthyProvider's message
-    changes with every provider state, so only its start counts.
+    changes with every provider state and OperatorError's with every retry, so only their start
+    counts.
     """
     reason = ANNOUNCED.get(ready.reason)
     if reason is None:
         return None
     if previous is not None and previous.get("reason") == ready.reason:
         same = previous.get("message") == ready.message
-        if same or reason is EventReason.NO_HEALTHY_PROVIDER:
+        if same or reason in (EventReason.NO_HEALTHY_PROVIDER, EventReason.OPERATOR_ERROR):
             return None
     return Event(reason, ready.message)

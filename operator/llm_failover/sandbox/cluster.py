@@ -17,6 +17,7 @@ import kmock
 import yaml
 
 from .emulator import Emulator, read_crds
+from .emulator.server import Fault
 
 __all__ = ["EmulatedCluster"]
 
@@ -171,6 +172,29 @@ class EmulatedCluster:
         """Delete as the API would (finalizers respected, dependents collected); False if absent."""
         key = (kmock.resource(group, version, plural), namespace, name)
         return self._call(lambda emulator: emulator.remove_object(key))
+
+    def fail(self, method: str, path: str, *, status: int = 500, times: int = 1) -> Fault:
+        """Answer the next `times` requests of `method` whose path matches the regex `path`
+        with an error of `status` (API-fault injection); returns the fault to inspect."""
+        fault = Fault(method.upper(), path, status, times)
+
+        async def add(emulator: Emulator) -> None:
+            emulator.faults.append(fault)
+
+        self._call(add)
+        return fault
+
+    def vanish(
+        self, *, group: str, version: str, plural: str, namespace: str | None, name: str
+    ) -> None:
+        """Drop an object without telling any watcher: a deletion the watch missed."""
+        key = (kmock.resource(group, version, plural), namespace, name)
+
+        async def drop(emulator: Emulator) -> None:
+            if key in emulator.objects:
+                del emulator.objects[key]
+
+        self._call(drop)
 
     def _call(self, fn: Callable[[Emulator], Coroutine[Any, Any, _T]]) -> _T:
         loop, emulator = self._loop, self._emulator

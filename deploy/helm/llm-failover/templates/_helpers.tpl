@@ -39,10 +39,10 @@ app.kubernetes.io/component: operator
 - {apiGroups: ["llmfailover.dev"], resources: ["llmroutes"], verbs: ["list", "watch"]}
 # Status: conditions, provider states, failovers (the status subresource only).
 - {apiGroups: ["llmfailover.dev"], resources: ["llmroutes/status"], verbs: ["patch"]}
-# The routing ConfigMap (ownership check, write).
-- {apiGroups: [""], resources: ["configmaps"], verbs: ["get", "create", "patch"]}
-# apiKeySecretRef reads; spec.target.secretName writes.
-- {apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "patch"]}
+# The routing ConfigMap (ownership check, write; watch of the ones it wrote, label-selected).
+- {apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "patch"]}
+# apiKeySecretRef reads; spec.target.secretName writes; watch of the ones it wrote, label-selected.
+- {apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch", "create", "patch"]}
 # FailedOver, ProviderEjected, ... on the LLMRoute (core/v1 Events).
 - {apiGroups: [""], resources: ["events"], verbs: ["create"]}
 # spec.target.restart: the route-revision annotation on pod templates.

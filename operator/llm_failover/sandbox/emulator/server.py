@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
@@ -19,17 +21,39 @@ from .store import Store
 from .tables import table, wants_table
 
 
+@dataclass
+class Fault:
+    """Answer requests matching `method` and the `path` regex with an error, `times` times."""
+
+    method: str
+    path: str
+    status: int
+    times: int
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and method == self.method and re.search(self.path, path) is not None
+
+
 class Emulator(Store):
     """kmock's emulator with the API-server behaviour that kopf, kubectl and clients rely on."""
 
     log: list[tuple[str, str]]  # (HTTP method, path) of every request, oldest first
+    faults: list[Fault]  # API-fault injection for tests: errors instead of answers
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.log = []
+        self.faults = []
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         self.log.append((raw_request.method, raw_request.path))
+        fault = next(
+            (f for f in self.faults if f.matches(raw_request.method, raw_request.path)), None
+        )
+        if fault is not None:
+            fault.times -= 1
+            failure = error(fault.status, "InternalError", "injected fault")
+            return await self._render_error(failure)
         request = await requests.namespace_request(raw_request)
         if request is None:
             response: aiohttp.web.StreamResponse = await super().__call__(raw_request)
