@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llm_failover.classifier import Classification
-from llm_failover.kube import RouteRef
+from llm_failover.kube import KubeError, RouteGone, RouteRef
 from llm_failover.prober import Endpoint, Report, Schedule
 from llm_failover.state import ProviderState
 
@@ -24,6 +24,15 @@ class FakeCluster:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     writes: list[tuple[str, str]] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    """Method name → how many of its next calls raise KubeError (API-fault injection)."""
+    gone: bool = False
+    """The route was deleted: its status cannot be written (RouteGone)."""
+
+    def _fault(self, method: str) -> None:
+        if self.failures.get(method, 0) > 0:
+            self.failures[method] -= 1
+            raise KubeError(f"500 injected: {method}")
 
     def add_secret(self, namespace: str, name: str, data: Mapping[str, str | bytes]) -> None:
         encoded = {
@@ -37,25 +46,31 @@ class FakeCluster:
         return None if obj is None else dict(obj["data"])
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        self._fault("read_secret")
         obj = self.objects.get(("Secret", namespace, name))
         if obj is None:
             return None
         return {k: base64.b64decode(v) for k, v in obj["data"].items()}
 
     async def read_secret_object(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._fault("read_secret_object")
         return copy.deepcopy(self.objects.get(("Secret", namespace, name)))
 
     async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._fault("read_config_map")
         return copy.deepcopy(self.objects.get(("ConfigMap", namespace, name)))
 
     async def create_config_map(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None:
+        self._fault("create_config_map")
         self._put("ConfigMap", route, name, dict(data))
 
     async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        self._fault("patch_config_map")
         self.objects[("ConfigMap", namespace, name)]["data"].update(data)
         self.writes.append(("ConfigMap", name))
 
     async def create_secret(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None:
+        self._fault("create_secret")
         self._put(
             "Secret",
             route,
@@ -64,6 +79,7 @@ class FakeCluster:
         )
 
     async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        self._fault("patch_secret")
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
         self.objects[("Secret", namespace, name)]["data"].update(encoded)
         self.writes.append(("Secret", name))
@@ -71,19 +87,25 @@ class FakeCluster:
     async def patch_route_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
+        self._fault("patch_route_status")
+        if self.gone:
+            raise RouteGone(f"LLMRoute {namespace}/{name} not found")
         self.status = copy.deepcopy(dict(status))
 
     async def post_event(
         self, route: RouteRef, *, type: str, reason: str, message: str, now: datetime
     ) -> None:
+        self._fault("post_event")
         self.events.append((type, reason, message))
 
     async def read_workload(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        self._fault("read_workload")
         return copy.deepcopy(self.objects.get((kind, namespace, name)))
 
     async def annotate_pod_template(
         self, namespace: str, kind: str, name: str, annotations: Mapping[str, str]
     ) -> None:
+        self._fault("annotate_pod_template")
         template = (
             self.objects[(kind, namespace, name)].setdefault("spec", {}).setdefault("template", {})
         )

@@ -47,6 +47,7 @@ class Transport(StrEnum):
     RESET = "reset"
     TLS = "tls"
     OTHER = "other"
+    INTERNAL = "internal"  # the probe itself raised: an operator bug, or a value it cannot send
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ def _transport(failure: TransportFailure, redact: Redact) -> Classification:
         Transport.RESET: "connection reset",
         Transport.TLS: "TLS handshake failed",
         Transport.OTHER: "transport error",
+        Transport.INTERNAL: "probe failed",
     }[failure.kind]
     return Classification(
         state, _clip(f"{text}: {failure.detail}" if failure.detail else text, redact=redact)

@@ -360,34 +360,40 @@ class RouteController:
 
     async def _resume_from_output(self, spec: RouteSpec, keys: Keys) -> None:
         """The routing output written last is evidence too. A crash between the writes of one
-        switch (Secret, ConfigMap, status, in that order) leaves a status that still names the
-        provider the output had already left: resume from the ConfigMap, and do not route back
-        to the provider the status named until this process has probed it itself."""
+        switch (key Secret, ConfigMap, status, in that order) leaves a status that still names
+        the provider the output had already left: resume from the provider the output names
+        (the ConfigMap's, else the one whose key the Secret holds), and do not route back to
+        the provider the status named until this process has probed it itself."""
         before = self._active
         assert before is not None
         target = spec.target
+        written: str | None = None
         found = await self._kube.read_config_map(self.ref.namespace, target.config_map_name)
-        written = (found or {}).get("data", {}).get("LLM_PROVIDER")
-        if found is not None and self.ref.owns(found) and written != before:
-            if spec.provider(str(written)) is not None:
-                self._active = str(written)
-                self._active_since = timestamp(self._clock())
-            self._unconfirmed.add(before)
-        elif target.secret_name is not None and keys.values.get(before):
+        if found is not None and self.ref.owns(found):
+            written = (found.get("data") or {}).get("LLM_PROVIDER")
+        if written == before and target.secret_name is not None:
             secret = await self._kube.read_secret_object(self.ref.namespace, target.secret_name)
             if secret is not None and self.ref.owns(secret):
                 key = secret_bytes(secret).get(KEY_NAMES[0], b"").decode(errors="replace")
-                if key != keys.values[before]:
-                    self._unconfirmed.add(before)
-        if self._unconfirmed:
-            log.warning(
-                "%s: the routing output left %s but the status was not updated before the "
-                "operator stopped: routing stays on %s until %s is probed again",
-                self.key,
-                before,
-                self._active,
-                before,
-            )
+                if key != (keys.values.get(before) or ""):
+                    written = next(
+                        (p.name for p in spec.providers if key and keys.values.get(p.name) == key),
+                        None,
+                    )
+        if written is None or written == before or spec.provider(written) is None:
+            return
+        log.warning(
+            "%s: the routing output names %s but the status %s (the operator stopped between "
+            "the writes of a switch): resuming from %s; %s is used again once probed",
+            self.key,
+            written,
+            before,
+            written,
+            before,
+        )
+        self._active = written
+        self._active_since = timestamp(self._clock())
+        self._unconfirmed.add(before)
 
     def _decidable_health(self) -> Mapping[str, ProviderHealth]:
         """Health as decide() may trust it: unconfirmed providers count as not trusted yet."""

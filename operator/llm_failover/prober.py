@@ -309,22 +309,17 @@ class Prober:
             else:
                 self._raising.discard(endpoint)
             latency = round((time.monotonic() - started) * 1000)
-        classification = classify(
-            outcome, errors=endpoint.errors, method=endpoint.method, redact=self._redact(endpoint)
-        )
+        # The shared redactor knows this key while its loop runs; a one-off probe
+        # (`llm-failover probe`) has no loop, so the key is remembered for the classification.
+        self._redactor.remember([endpoint.credential.value])
+        try:
+            classification = classify(
+                outcome, errors=endpoint.errors, method=endpoint.method, redact=self._redactor
+            )
+        finally:
+            self._redactor.forget([endpoint.credential.value])
         self._sequence += 1
         return Report(self._sequence, sent_at, classification, latency)
-
-    def _redact(self, endpoint: Endpoint) -> Callable[[str], str]:
-        """The shared redactor, which knows this endpoint's key while its loop runs; a one-off
-        probe (`llm-failover probe`) may not have a loop, so its own key is masked here too."""
-        key = endpoint.credential.value
-
-        def redact(text: str) -> str:
-            text = self._redactor(text)
-            return text.replace(key, "***") if key else text
-
-        return redact
 
     def _raised(self, endpoint: Endpoint, exc: Exception) -> TransportFailure:
         """An exception no network failure explains: a failed probe, logged once per streak."""
@@ -336,7 +331,7 @@ class Prober:
                 endpoint.host,
                 exc_info=exc,
             )
-        return TransportFailure(Transport.OTHER, f"probe failed: {type(exc).__name__}: {exc}")
+        return TransportFailure(Transport.INTERNAL, f"{type(exc).__name__}: {exc}")
 
     def _count(self, task: str) -> None:
         if self._on_error is not None:
