@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 
-.PHONY: test lint demo clean e2e
+.PHONY: test lint demo clean e2e bench
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
@@ -25,7 +25,7 @@ demo: $(DEMO_STAMP)
 	$(BIN)/llm-failover demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check operator tests deploy examples
+	$(BIN)/ruff check operator tests deploy examples bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
@@ -34,9 +34,13 @@ test: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e tests/e2e -v
 
+# Figures, not tests: what hostile providers cost the operator (bench/*.py print numbers).
+bench: $(STAMP)
+	$(BIN)/python bench/hostile.py $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests deploy examples
-	$(BIN)/ruff format --check operator tests deploy examples
+	$(BIN)/ruff check operator tests deploy examples bench
+	$(BIN)/ruff format --check operator tests deploy examples bench
 	$(BIN)/mypy
 
 clean:

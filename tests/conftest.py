@@ -229,7 +229,7 @@ def stand_ins() -> Iterator[dict[str, StandInProvider]]:
             flavour="openai",
             prefix="/v1",
             model="gpt-4o",
-            api_key="sk-openai-key-0001",
+            api_key="sk-oA7hQ2Lm9Xw4Rt81",  # random-looking, as real keys are
             slow_seconds=3,
         ),
         "qwen": StandInProvider(
@@ -237,7 +237,7 @@ def stand_ins() -> Iterator[dict[str, StandInProvider]]:
             flavour="dashscope",
             prefix="/compatible-mode/v1",
             model="qwen-max",
-            api_key="sk-qwen-key-0002",
+            api_key="sk-qB3nV8Kp1Zs6Yd92",
             slow_seconds=3,
         ),
         "glm": StandInProvider(
@@ -245,7 +245,7 @@ def stand_ins() -> Iterator[dict[str, StandInProvider]]:
             flavour="zhipu",
             prefix="/api/paas/v4",
             model="glm-5",
-            api_key="glm-key-0003.secret",
+            api_key="gC5jT0Fx7Wm2.Ue4Hr9",
             slow_seconds=3,
         ),
     }

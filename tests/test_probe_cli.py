@@ -233,6 +233,29 @@ def test_several_files_and_routes_share_probes(
             yaml.safe_dump(route("chat", [{"name": "x", "baseURL": "http://127.0.0.1:9"}])),
             "LLMRoute chat: spec.providers[0].model: required",
         ),
+        (  # keys of mixed types used to end in a TypeError traceback and exit 1
+            "apiVersion: llmfailover.dev/v1alpha1\nkind: LLMRoute\nmetadata: {name: chat}\n"
+            "spec: {providers: [{name: x, baseURL: 'http://127.0.0.1:9', model: m, 1: y}]}\n",
+            "LLMRoute chat: spec.providers[0].1: unknown field",
+        ),
+        (
+            "apiVersion: llmfailover.dev/v1alpha1\nkind: LLMRoute\nmetadata: [chat]\n",
+            "document 1: metadata: must be an object",
+        ),
+        (
+            yaml.safe_dump(route("r" * 64, [{"name": "x", "baseURL": "http://a", "model": "m"}])),
+            "metadata.name: at most 63 characters",
+        ),
+        (
+            yaml.safe_dump(route("chat", [{"name": "x", "baseURL": "http://[::1/v1", "model": "m"}])),
+            "LLMRoute chat: spec.providers[0].baseURL: ",
+        ),
+        (
+            yaml.safe_dump(route("chat", [{"name": "x", "baseURL": "http://a:99999", "model": "m"}])),
+            "port 99999 is not between 1 and 65535",
+        ),
+        ("[" * 5000 + "]" * 5000, ""),  # nested deeper than a parser's recursion
+        ("\udcff\udcfe", "cannot read it"),  # not UTF-8
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -240,10 +263,49 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     path = tmp_path / "input.yaml"
     if content is not None:
-        path.write_text(content)
+        path.write_bytes(content.encode("utf-8", errors="surrogateescape"))
     result = run(str(path))
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"llm-failover probe: {path}: ")
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("sk-a\nsk-b", "holds control characters"),
+        ("sk-\u00a0abc", "holds bytes outside printable ASCII"),
+    ],
+)
+def test_a_key_that_cannot_be_sent_is_bad_input_without_its_value(
+    tmp_path: Path, stand_ins: dict[str, StandInProvider], value: str, problem: str
+) -> None:
+    manifest = write(tmp_path, route("chat", [provider("openai", stand_ins["openai"])]))
+    result = run(manifest, env={"LLMFAILOVER_KEY_OPENAI": value})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"llm-failover probe: LLMFAILOVER_KEY_OPENAI {problem}")
+    assert result.stderr.count("\n") == 1
+    assert "abc" not in result.stderr and "sk-b" not in result.stderr
+    assert stand_ins["openai"].requests == []
+
+
+def test_a_key_with_a_trailing_newline_is_sent_without_it(
+    tmp_path: Path, stand_ins: dict[str, StandInProvider]
+) -> None:
+    manifest = write(tmp_path, route("chat", [provider("openai", stand_ins["openai"])]))
+    key = stand_ins["openai"].api_key
+    result = run(manifest, env={"LLMFAILOVER_KEY_OPENAI": f"{key}\n"})
+    assert result.returncode == 0, result.stderr
+    assert stand_ins["openai"].requests[-1].authorization == f"Bearer {key}"
+
+
+def test_a_malformed_proxy_setting_is_bad_input(
+    tmp_path: Path, stand_ins: dict[str, StandInProvider]
+) -> None:
+    manifest = write(tmp_path, route("chat", [provider("openai", stand_ins["openai"])]))
+    result = run(manifest, env={"HTTPS_PROXY": "http://[::1", "HTTP_PROXY": "http://[::1"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("llm-failover probe: cannot set up HTTP (check HTTPS_PROXY)")
+    assert result.stderr.count("\n") == 1
