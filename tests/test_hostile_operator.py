@@ -171,7 +171,8 @@ def test_keys_never_leave_secrets(
     assert f"Bearer {echoed}" in hostile.authorizations
     qwen = env.provider_status("chat", "qwen")
     assert qwen["state"] == "Unauthorized"
-    assert "Secret" in qwen["message"] and "bad-key" in qwen["message"]
+    assert "Secret" in qwen["message"]
+    assert "bad-key" in qwen["message"]
     echo = env.provider_status("chat", "echo")
     assert echo["state"] == "Unauthorized"
     assert "***" in echo["message"]
@@ -253,7 +254,11 @@ def test_hanging_providers_in_one_namespace_do_not_time_out_another(
                     "metadata": {"name": f"slow-{r}", "namespace": crowded},
                     "spec": {
                         "providers": [
-                            {"name": f"p{i}", "baseURL": f"{hanging.base_url}/{r}/{i}", "model": "m"}
+                            {
+                                "name": f"p{i}",
+                                "baseURL": f"{hanging.base_url}/{r}/{i}",
+                                "model": "m",
+                            }
                             for i in range(15)
                         ],
                         "healthCheck": {"intervalSeconds": 1, "timeoutSeconds": 5},
@@ -275,9 +280,7 @@ def test_hanging_providers_in_one_namespace_do_not_time_out_another(
     assert env.status("chat")["failoverCount"] == 0
 
 
-def test_events_of_a_switch_survive_a_failed_status_write(
-    env: Env, stand_ins: Providers
-) -> None:
+def test_events_of_a_switch_survive_a_failed_status_write(env: Env, stand_ins: Providers) -> None:
     env.llm_route("chat", three_providers(stand_ins, env))
     routed_to(env, "openai")
     status_path = f"/apis/llmfailover.dev/v1alpha1/namespaces/{env.namespace}/llmroutes/chat/status"

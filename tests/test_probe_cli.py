@@ -247,11 +247,15 @@ def test_several_files_and_routes_share_probes(
             "metadata.name: at most 63 characters",
         ),
         (
-            yaml.safe_dump(route("chat", [{"name": "x", "baseURL": "http://[::1/v1", "model": "m"}])),
+            yaml.safe_dump(
+                route("chat", [{"name": "x", "baseURL": "http://[::1/v1", "model": "m"}])
+            ),
             "LLMRoute chat: spec.providers[0].baseURL: ",
         ),
         (
-            yaml.safe_dump(route("chat", [{"name": "x", "baseURL": "http://a:99999", "model": "m"}])),
+            yaml.safe_dump(
+                route("chat", [{"name": "x", "baseURL": "http://a:99999", "model": "m"}])
+            ),
             "port 99999 is not between 1 and 65535",
         ),
         ("[" * 5000 + "]" * 5000, ""),  # nested deeper than a parser's recursion
@@ -287,7 +291,8 @@ def test_a_key_that_cannot_be_sent_is_bad_input_without_its_value(
     assert result.returncode == 2
     assert result.stderr.startswith(f"llm-failover probe: LLMFAILOVER_KEY_OPENAI {problem}")
     assert result.stderr.count("\n") == 1
-    assert "abc" not in result.stderr and "sk-b" not in result.stderr
+    assert "abc" not in result.stderr
+    assert "sk-b" not in result.stderr
     assert stand_ins["openai"].requests == []
 
 
