@@ -19,6 +19,7 @@ from llm_failover.credentials import Credential
 from llm_failover.prober import Endpoint, ProbeGate, Prober, Schedule
 from llm_failover.redact import FRAGMENT
 from llm_failover.sandbox.hostile import HostileProvider, Hostility
+from llm_failover.sandbox.providers import StandInProvider
 from llm_failover.state import ProviderState as S
 
 KEY = "sk-hostile-9f8e7d6c5b4a39281706"
@@ -170,3 +171,12 @@ async def test_hanging_providers_of_one_namespace_do_not_starve_another() -> Non
     assert report is not None
     assert report.classification.state is S.HEALTHY
     assert waited < 1.0  # not queued behind the hanging probes' 5 s timeouts
+
+
+async def test_https_to_a_server_that_speaks_no_tls_is_unreachable() -> None:
+    with StandInProvider("plain") as plain:  # answers the TLS hello with a plain-text 400
+        tls = plain.base_url.replace("http://", "https://")
+        async with httpx.AsyncClient() as client:
+            report = await Prober(client=client).probe(endpoint(tls), timeout_seconds=TIMEOUT)
+    assert report.classification.state is S.UNREACHABLE
+    assert report.classification.message.startswith("TLS handshake failed")
