@@ -21,6 +21,7 @@ from llm_failover.redact import FRAGMENT
 from llm_failover.sandbox.hostile import HostileProvider, Hostility
 from llm_failover.sandbox.providers import StandInProvider
 from llm_failover.state import ProviderState as S
+from llm_failover.supervision import Watchdog
 
 KEY = "sk-hostile-9f8e7d6c5b4a39281706"
 TIMEOUT = 2.0
@@ -148,9 +149,12 @@ async def test_hanging_providers_of_one_namespace_do_not_starve_another() -> Non
     """105 providers that never answer, in one namespace, against one healthy provider in
     another: the healthy one is probed at once and answers Healthy, not Timeout."""
     slots = 40
+    now = [time.monotonic()]
+    watchdog = Watchdog(clock=lambda: now[0])
     with HostileProvider(behaviour=Hostility.HANG) as hanging, HostileProvider() as healthy:
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=slots)) as client:
-            prober = Prober(client=client, gate=ProbeGate(total=slots, per_tenant=32))
+            gate = ProbeGate(total=slots, per_tenant=32)
+            prober = Prober(client=client, gate=gate, watchdog=watchdog)
             for i in range(105):
                 prober.subscribe(
                     f"evil/route-{i}",
@@ -160,6 +164,12 @@ async def test_hanging_providers_of_one_namespace_do_not_starve_another() -> Non
                 )
             await asyncio.sleep(0.5)  # every slot the evil namespace may take is taken
             assert hanging.requests == 32
+            # Liveness: the 32 probes in flight must end within their timeout; the 73 loops
+            # queued for a slot are waiting, not stalled, so no tenant can fail the liveness
+            # probe (and get the operator restarted) by making its providers hang.
+            now[0] += 36
+            assert len(watchdog.overdue()) == 32
+            now[0] -= 36
             wake = asyncio.Event()
             started = time.monotonic()
             good = endpoint(healthy.base_url)

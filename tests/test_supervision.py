@@ -6,9 +6,11 @@ import asyncio
 import logging
 import time
 
+import kopf
 import pytest
 
-from llm_failover.supervision import Backoff, LoopLag, Watchdog, supervise
+from llm_failover.handlers import build_registry
+from llm_failover.supervision import Backoff, LoopLag, Stalled, Watchdog, supervise
 
 FAST = Backoff(base_seconds=0.01, cap_seconds=0.04, reset_after_seconds=60)
 
@@ -110,3 +112,19 @@ async def test_loop_lag_is_measured() -> None:
         await task
     assert max(seen) >= 0.15
     assert lag.worst_seconds >= 0.15
+
+
+def test_the_liveness_handler_fails_while_a_loop_is_overdue() -> None:
+    now = [0.0]
+    watchdog = Watchdog(clock=lambda: now[0])
+    for i in range(7):
+        watchdog.expect(f"probe loop {i}", 10)
+    registry = build_registry()
+    (handler,) = registry._activities.get_handlers(activity="probe")  # kopf.Activity.PROBE
+    memo = kopf.Memo(watchdog=watchdog)
+    assert handler.fn(memo=memo) == {"loops": 7}
+    now[0] = 11
+    with pytest.raises(kopf.PermanentError, match=r"stalled: probe loop 0, .* and 2 more"):
+        handler.fn(memo=memo)
+    with pytest.raises(Stalled):
+        watchdog.check()

@@ -37,7 +37,6 @@ from llm_failover.status import (
     EventReason,
     conditions,
     health_from_status,
-    parse_timestamp,
     provider_entries,
     ready_event,
     timestamp,
@@ -50,8 +49,10 @@ log = logging.getLogger(__name__)
 REVISION_ANNOTATION = "llmfailover.dev/route-revision"
 MAX_PENDING_EVENTS = 100
 """Events kept for a retry while the API server refuses them; the oldest go first."""
-RECONCILE_DEADLINE_SECONDS = 300.0
-"""A reconcile still running after this long has stalled (each API call times out in 30 s)."""
+RECONCILE_DEADLINE_SECONDS = 900.0
+"""A reconcile still running after this long has stalled: each API call times out in 30 s, and
+this leaves room for calls queued behind many others under load (a slow operator must not be
+restarted by its liveness probe for being busy)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class RouteController:
         self._watchdog = services.watchdog
         self._wake = asyncio.Event()
         self._body: Mapping[str, Any] = {}
+        self._spec: RouteSpec | None = None  # the last valid spec: its schedule windows wake us
         self._seeded = False
         self._decided_spec: str | None = None  # canonical JSON of the spec last decided on
         self._observed_generation: int | None = None
@@ -287,9 +289,9 @@ class RouteController:
         body = self._body
         if not body:
             return
-        status = body.get("status") or {}
+        status = body.get("status")
         if not self._seeded:
-            self._seed(status)
+            self._seed(status if isinstance(status, Mapping) else {})
         now = self._clock()
         generation = body.get("metadata", {}).get("generation")
         raw_spec = body.get("spec")
@@ -297,6 +299,7 @@ class RouteController:
         try:
             spec = parse_route_spec(raw_spec, route_name=self.ref.name, catalog=self._catalog)
         except SpecError as exc:
+            self._spec = None
             self._prober.unsubscribe(self.key)
             self._endpoints = {}
             self._redactor.forget(self._keys.secrets if self._keys else [])
@@ -304,6 +307,7 @@ class RouteController:
             self._decided_spec = None
             await self._report_problem(Reason.INVALID_SPEC, str(exc), generation, now)
             return
+        self._spec = spec
 
         if self._decided_spec is None:
             # First look since start (or since the spec was fixed): a spec edited while the
@@ -636,11 +640,9 @@ class RouteController:
             waits.append(self._retry_at - time.monotonic())
         if self._keys is not None:
             waits.append(self._keys.read_at + self._settings.key_refresh_seconds - time.monotonic())
-        spec_raw = self._body.get("spec") if self._body else None
         now = self._clock()
-        for item in (spec_raw or {}).get("providers") or []:
-            for key in ("notBefore", "notAfter"):
-                edge = parse_timestamp(item.get(key)) if isinstance(item, Mapping) else None
+        for provider in self._spec.providers if self._spec is not None else ():
+            for edge in (provider.not_before, provider.not_after):
                 if edge is not None and edge > now:
                     waits.append((edge - now).total_seconds() + 0.01)
         return max(0.0, min(waits)) if waits else None

@@ -30,7 +30,7 @@ from llm_failover.metrics import Metrics
 from llm_failover.prober import ProbeGate, Prober, utc_now
 from llm_failover.redact import Redactor
 from llm_failover.settings import Settings
-from llm_failover.supervision import LoopLag, Watchdog, supervise
+from llm_failover.supervision import LoopLag, Stalled, Watchdog, supervise
 
 OWNED = (("v1", "configmaps", "ConfigMap"), ("v1", "secrets", "Secret"))
 """What the operator writes and watches: (version, plural, kind) in the core group."""
@@ -107,16 +107,14 @@ def build_registry() -> kopf.OperatorRegistry:
 
     @kopf.on.probe(id="loops", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
     def loops(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
-        """Liveness: every supervised loop has shown progress when it promised to."""
+        """Liveness: every supervised loop has shown progress when it promised to (kopf answers
+        /healthz with 500 when a probe handler fails)."""
         watchdog: Watchdog = memo.watchdog
-        stalled = watchdog.overdue()
-        if stalled:
-            shown = ", ".join(stalled[:5]) + (
-                f" and {len(stalled) - 5} more" if len(stalled) > 5 else ""
-            )
-            logging.getLogger(__name__).error("liveness: stalled: %s", shown)
-            raise kopf.PermanentError(f"stalled: {shown}")
-        return {"loops": len(watchdog)}
+        try:
+            return {"loops": watchdog.check()}
+        except Stalled as exc:
+            logging.getLogger(__name__).error("liveness: %s", exc)
+            raise kopf.PermanentError(str(exc)) from None
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def on_route(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:

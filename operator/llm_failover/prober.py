@@ -81,6 +81,12 @@ class Endpoint:
         )
 
     @property
+    def label(self) -> str:
+        """How logs and the liveness check name it: unique, and without the key."""
+        key = f" key {self.credential.fingerprint[:8]}" if self.credential.fingerprint else ""
+        return f"{self.base_url} {self.method.value}{f' {self.model}' if self.model else ''}{key}"
+
+    @property
     def host(self) -> str:
         """The URL host: the bounded `endpoint` label of the probe metrics."""
         try:
@@ -175,9 +181,9 @@ class Prober:
         self._max_body_bytes = max_body_bytes
         self._on_report = on_report
         self._on_error = on_error  # told "probe" (a probe raised) or "probe_loop" (a crash)
-        self._redactor = redactor or Redactor()
-        self._gate = gate or ProbeGate()
-        self._watchdog = watchdog or Watchdog()
+        self._redactor = redactor if redactor is not None else Redactor()
+        self._gate = gate if gate is not None else ProbeGate()
+        self._watchdog = watchdog if watchdog is not None else Watchdog()  # it has a len()
         self._subscriptions: dict[str, _Subscription] = {}
         self._subscribers: dict[Endpoint, set[str]] = {}  # endpoint → who wants it
         self._tasks: dict[Endpoint, asyncio.Task[None]] = {}
@@ -245,7 +251,7 @@ class Prober:
                 self._raising.discard(endpoint)
 
     def _start(self, endpoint: Endpoint) -> None:
-        name = f"probe loop {endpoint.host} ({endpoint.credential.fingerprint or 'no key'})"
+        name = f"probe loop {endpoint.label}"
         self._tasks[endpoint] = asyncio.create_task(
             supervise(name, lambda: self._loop(endpoint), count=lambda: self._count("probe_loop")),
             name=name,
@@ -264,20 +270,19 @@ class Prober:
         return schedule, min(w.tenant for w in wanted)
 
     async def _loop(self, endpoint: Endpoint) -> None:
-        name = f"probe {endpoint.host} {endpoint.credential.fingerprint}"
+        name = f"probe {endpoint.label}"
         self._redactor.remember([endpoint.credential.value])
         try:
             while (planned := self._schedule(endpoint)) is not None:
                 schedule, tenant = planned
-                # Slot waits, the probe and the sleep: all of it is bounded by the interval plus
-                # the timeout, and a minute of grace for waiting behind other probes.
-                self._watchdog.expect(
-                    name, schedule.interval_seconds + schedule.timeout_seconds + 60
-                )
                 started = time.monotonic()
+                # Waiting for a slot is queueing behind other probes, not stalling: the watchdog
+                # expects progress only while the probe holds a slot, and while the loop sleeps.
+                self._watchdog.done(name)
                 report = await self.probe(
-                    endpoint, timeout_seconds=schedule.timeout_seconds, tenant=tenant
+                    endpoint, timeout_seconds=schedule.timeout_seconds, tenant=tenant, watch=name
                 )
+                self._watchdog.expect(name, schedule.interval_seconds + 30)
                 self._latest[endpoint] = report
                 if self._on_report is not None:
                     self._on_report(endpoint, report)
@@ -290,11 +295,19 @@ class Prober:
             self._redactor.forget([endpoint.credential.value])
 
     async def probe(
-        self, endpoint: Endpoint, *, timeout_seconds: float, tenant: str = ""
+        self,
+        endpoint: Endpoint,
+        *,
+        timeout_seconds: float,
+        tenant: str = "",
+        watch: str | None = None,
     ) -> Report:
         """Probe once and classify; never raises (but for cancellation), whatever the provider,
-        the network or the endpoint's own values do."""
+        the network or the endpoint's own values do. With `watch`, the watchdog expects the probe
+        to end within its timeout once it holds a slot."""
         async with self._gate.slot(tenant):
+            if watch is not None:
+                self._watchdog.expect(watch, timeout_seconds + 30)
             sent_at = self._clock()
             started = time.monotonic()
             try:
@@ -328,7 +341,7 @@ class Prober:
             self._raising.add(endpoint)
             log.error(
                 "probe of %s raised; counting it as Unreachable until it stops",
-                endpoint.host,
+                endpoint.label,
                 exc_info=exc,
             )
         return TransportFailure(Transport.INTERNAL, f"{type(exc).__name__}: {exc}")

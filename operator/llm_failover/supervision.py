@@ -79,6 +79,10 @@ async def supervise(
             await asyncio.sleep(delay)
 
 
+class Stalled(RuntimeError):
+    """Some loop did not show progress when it promised to."""
+
+
 class Watchdog:
     """When each loop promised to show progress next; the overdue ones are stalled."""
 
@@ -96,6 +100,14 @@ class Watchdog:
     def overdue(self) -> list[str]:
         now = self._clock()
         return sorted(name for name, due in self._due.items() if due < now)
+
+    def check(self) -> int:
+        """How many loops are watched; raises `Stalled` naming the overdue ones (five at most)."""
+        stalled = self.overdue()
+        if stalled:
+            more = f" and {len(stalled) - 5} more" if len(stalled) > 5 else ""
+            raise Stalled(f"stalled: {', '.join(stalled[:5])}{more}")
+        return len(self._due)
 
     def __len__(self) -> int:
         return len(self._due)

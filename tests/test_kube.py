@@ -1,0 +1,80 @@
+"""The Kubernetes client's contract with the controller: failures are KubeError (a connection
+failure too, not only an API answer), a route whose status answers 404 is RouteGone, and every
+string written into a status or an Event passes the redactor."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import kubernetes
+import pytest
+
+from conftest import GROUP, PLURAL, VERSION
+from llm_failover.kube import KubeClient, KubeError, RouteGone, RouteRef
+from llm_failover.redact import Redactor
+from llm_failover.sandbox.cluster import EmulatedCluster
+
+KEY = "sk-kube-Xq9Lm2Nv8Rt4Wp6Z"
+
+
+def client(cluster: EmulatedCluster, kubeconfig: Path, redactor: Redactor) -> KubeClient:
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(
+        config_file=str(kubeconfig), client_configuration=configuration
+    )
+    return KubeClient(kubernetes.client.ApiClient(configuration), redact=redactor)
+
+
+async def test_an_unreachable_api_server_is_a_kube_error() -> None:
+    configuration = kubernetes.client.Configuration(host="http://127.0.0.1:1")
+    configuration.retries = 0
+    kube = KubeClient(kubernetes.client.ApiClient(configuration))
+    with pytest.raises(KubeError, match="MaxRetryError|ConnectionRefused|refused"):
+        await kube.read_config_map("shop", "chat-llm")
+    kube.close()
+
+
+async def test_status_of_a_deleted_route_is_route_gone_and_writes_are_redacted(
+    cluster: EmulatedCluster, kubeconfig: Path
+) -> None:
+    namespace = f"k-{uuid.uuid4().hex[:8]}"
+    cluster.add_namespace(namespace)
+    redactor = Redactor()
+    redactor.remember([KEY])
+    kube = client(cluster, kubeconfig, redactor)
+    try:
+        with pytest.raises(RouteGone):
+            await kube.patch_route_status(namespace, "nope", {"failoverCount": 0})
+        cluster.apply(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "LLMRoute",
+                "metadata": {"name": "chat", "namespace": namespace},
+                "spec": {"providers": [{"name": "p", "baseURL": "http://a", "model": "m"}]},
+            }
+        )
+        route = cluster.get(
+            group=GROUP, version=VERSION, plural=PLURAL, namespace=namespace, name="chat"
+        )
+        assert route is not None
+        message = f"invalid_api_key: Incorrect API key provided: {KEY[:14]}…"
+        await kube.patch_route_status(
+            namespace, "chat", {"providers": [{"name": "p", "message": message}]}
+        )
+        ref = RouteRef(namespace, "chat", route["metadata"]["uid"])
+        await kube.post_event(
+            ref, type="Warning", reason="ProviderEjected", message=message, now=datetime.now(UTC)
+        )
+        stored = cluster.get(
+            group=GROUP, version=VERSION, plural=PLURAL, namespace=namespace, name="chat"
+        )
+        assert stored is not None
+        shown = stored["status"]["providers"][0]["message"]
+        assert shown == "invalid_api_key: Incorrect API key provided: ***…"
+        events = cluster.objects(group="", version="v1", plural="events", namespace=namespace)
+        assert [e["message"] for e in events] == [shown]
+    finally:
+        kube.close()
+        cluster.delete(group="", version="v1", plural="namespaces", namespace=None, name=namespace)
