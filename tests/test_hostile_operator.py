@@ -92,7 +92,13 @@ def test_one_tenants_typo_touches_only_its_route(
     used to crash the shared prober and every other route's controller with it."""
     careless = f"{env.namespace}-careless"
     env.cluster.add_namespace(careless)
-    for i, url in enumerate(["http://[::1/v1", "http://127.0.0.1:99999/v1", "https://xn--a/v1"]):
+    urls = [
+        "http://[::1/v1",
+        "http://127.0.0.1:99999/v1",
+        "https://xn--a/v1",
+        "https://user:hunter2@api.example.com/v1",  # the password must not reach any sink
+    ]
+    for i, url in enumerate(urls):
         env.cluster.apply(
             {
                 "apiVersion": "llmfailover.dev/v1alpha1",
@@ -103,7 +109,7 @@ def test_one_tenants_typo_touches_only_its_route(
         )
     env.llm_route("chat", three_providers(stand_ins, env))
     routed_to(env, "openai")
-    for i in range(3):
+    for i in range(len(urls)):
         ready = wait_for(
             lambda i=i: next(  # type: ignore[misc]
                 (
@@ -127,9 +133,12 @@ def test_one_tenants_typo_touches_only_its_route(
             what=f"typo-{i} InvalidSpec",
         )
         assert ready["message"].startswith("spec.providers[0].baseURL: ")
+    assert "https://***@api.example.com/v1" in ready["message"]
     stand_ins["openai"].set(Behaviour.GEO_BLOCKED)
     routed_to(env, "qwen")  # the other tenant's route still fails over
     assert metric(operator, "llmfailover_internal_errors_total", task="route") == 0
+    events = env.cluster.objects(group="", version="v1", plural="events", namespace=careless)
+    assert "hunter2" not in json.dumps(events) + operator.log()
     env.cluster.delete(group="", version="v1", plural="namespaces", namespace=None, name=careless)
 
 

@@ -5,13 +5,14 @@ string written into a status or an Event passes the redactor."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import kubernetes
 import pytest
 
-from conftest import GROUP, PLURAL, VERSION
+from conftest import CRD, GROUP, PLURAL, VERSION
 from llm_failover.kube import KubeClient, KubeError, RouteGone, RouteRef
 from llm_failover.redact import Redactor
 from llm_failover.sandbox.cluster import EmulatedCluster
@@ -19,7 +20,7 @@ from llm_failover.sandbox.cluster import EmulatedCluster
 KEY = "sk-kube-Xq9Lm2Nv8Rt4Wp6Z"
 
 
-def client(cluster: EmulatedCluster, kubeconfig: Path, redactor: Redactor) -> KubeClient:
+def client(kubeconfig: Path, redactor: Redactor) -> KubeClient:
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(
         config_file=str(kubeconfig), client_configuration=configuration
@@ -31,19 +32,27 @@ async def test_an_unreachable_api_server_is_a_kube_error() -> None:
     configuration = kubernetes.client.Configuration(host="http://127.0.0.1:1")
     configuration.retries = 0
     kube = KubeClient(kubernetes.client.ApiClient(configuration))
-    with pytest.raises(KubeError, match="MaxRetryError|ConnectionRefused|refused"):
+    with pytest.raises(KubeError, match=r"MaxRetryError|refused"):
         await kube.read_config_map("shop", "chat-llm")
     kube.close()
 
 
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[tuple[EmulatedCluster, Path]]:
+    """A cluster of its own: the session's has an operator that would write these statuses."""
+    with EmulatedCluster(crd_paths=[CRD]) as cluster:
+        yield cluster, cluster.write_kubeconfig(tmp_path / "config")
+
+
 async def test_status_of_a_deleted_route_is_route_gone_and_writes_are_redacted(
-    cluster: EmulatedCluster, kubeconfig: Path
+    own_cluster: tuple[EmulatedCluster, Path],
 ) -> None:
+    cluster, kubeconfig = own_cluster
     namespace = f"k-{uuid.uuid4().hex[:8]}"
     cluster.add_namespace(namespace)
     redactor = Redactor()
     redactor.remember([KEY])
-    kube = client(cluster, kubeconfig, redactor)
+    kube = client(kubeconfig, redactor)
     try:
         with pytest.raises(RouteGone):
             await kube.patch_route_status(namespace, "nope", {"failoverCount": 0})
@@ -77,4 +86,3 @@ async def test_status_of_a_deleted_route_is_route_gone_and_writes_are_redacted(
         assert [e["message"] for e in events] == [shown]
     finally:
         kube.close()
-        cluster.delete(group="", version="v1", plural="namespaces", namespace=None, name=namespace)

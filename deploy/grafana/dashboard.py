@@ -449,7 +449,8 @@ def internal_errors() -> timeseries.Panel:
         .description(
             "Unexpected exceptions by task (llmfailover_internal_errors_total): probe (a probe "
             "raised and counted as Unreachable), probe_loop and route (a loop crashed and was "
-            "restarted with backoff). Anything above zero is a bug to report, with the log."
+            "restarted with backoff), watch (a watch event not handled). Anything above zero is "
+            "a bug to report, with the log."
         )
         .datasource(DATASOURCE)
         .with_target(query(expr, "{{task}}"))

@@ -387,8 +387,8 @@ class RouteController:
         if written is None or written == before or spec.provider(written) is None:
             return
         log.warning(
-            "%s: the routing output names %s but the status %s (the operator stopped between "
-            "the writes of a switch): resuming from %s; %s is used again once probed",
+            "%s: the routing output names %s but the status says %s (the operator stopped "
+            "between the writes of a switch): resuming from %s; %s is used again once probed",
             self.key,
             written,
             before,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -119,10 +120,11 @@ def build_registry() -> kopf.OperatorRegistry:
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def on_route(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         routes: RouteManager = memo.routes
-        if event.get("type") == "DELETED":
-            routes.forget(body.metadata.namespace or "", body.metadata.name or "")
-        else:
-            routes.observe(_plain(body))
+        with _contained(memo, body):
+            if event.get("type") == "DELETED":
+                routes.forget(body.metadata.namespace or "", body.metadata.name or "")
+            else:
+                routes.observe(_plain(body))
 
     for version, plural, kind in OWNED:
 
@@ -131,7 +133,9 @@ def build_registry() -> kopf.OperatorRegistry:
             event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, param: Any = None, **_: Any
         ) -> None:
             routes: RouteManager = memo.routes
-            routes.owned_changed(str(param), _plain(body), deleted=event.get("type") == "DELETED")
+            with _contained(memo, body):
+                deleted = event.get("type") == "DELETED"
+                routes.owned_changed(str(param), _plain(body), deleted=deleted)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(
@@ -147,6 +151,18 @@ def build_registry() -> kopf.OperatorRegistry:
         logger.info("stopped")
 
     return registry
+
+
+@contextlib.contextmanager
+def _contained(memo: kopf.Memo, body: kopf.Body) -> Iterator[None]:
+    """A watch event that cannot be handled is logged and counted; the watch goes on."""
+    try:
+        yield
+    except Exception:
+        name = f"{body.metadata.namespace}/{body.metadata.name}"
+        logging.getLogger(__name__).exception("could not handle a watch event for %s", name)
+        metrics: Metrics = memo.metrics
+        metrics.internal_error(task="watch")
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

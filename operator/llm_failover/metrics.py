@@ -18,7 +18,7 @@ FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 18
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
-INTERNAL_TASKS = ("probe", "probe_loop", "route")
+INTERNAL_TASKS = ("probe", "probe_loop", "route", "watch")
 
 
 @dataclass
@@ -111,7 +111,8 @@ class Metrics:
         self.internal_errors = Counter(
             "llmfailover_internal_errors",
             "Unexpected exceptions: a probe that raised (counted as a failed probe), a probe "
-            "loop or route controller that crashed (restarted with backoff).",
+            "loop or route controller that crashed (restarted with backoff), a watch event "
+            "that could not be handled.",
             ["task"],
             registry=registry,
         )
