@@ -264,12 +264,15 @@ async def test_the_manager_routes_owned_object_events_by_owner_uid() -> None:
     controller.target_changed = lambda kind, name, data: seen.append((kind, name, data))  # type: ignore[method-assign]
     owner = RouteRef(NS, ROUTE, "uid-1").owner_reference()
     other = RouteRef(NS, "other", "uid-2").owner_reference()
-    meta = {"name": "chat-llm", "ownerReferences": [owner]}
+    meta = {"name": "chat-llm", "namespace": NS, "ownerReferences": [owner]}
     w.manager.owned_changed("ConfigMap", {"metadata": meta, "data": {"a": "b"}}, deleted=False)
     w.manager.owned_changed("Secret", {"metadata": meta, "data": {"k": "dg=="}}, deleted=False)
     w.manager.owned_changed("ConfigMap", {"metadata": meta}, deleted=True)
-    foreign = {"name": "x", "ownerReferences": [other]}
+    foreign = {"name": "x", "namespace": NS, "ownerReferences": [other]}
     w.manager.owned_changed("ConfigMap", {"metadata": foreign, "data": {}}, deleted=False)
+    # Another tenant naming our route as the owner of its own ConfigMap: not a lever on us.
+    elsewhere = {**meta, "namespace": "other-tenant"}
+    w.manager.owned_changed("ConfigMap", {"metadata": elsewhere, "data": {}}, deleted=False)
     assert seen == [
         ("ConfigMap", "chat-llm", {"a": "b"}),
         ("Secret", "chat-llm", {"k": "v"}),

@@ -133,3 +133,18 @@ def test_probe_details_are_kept() -> None:
     )
     assert health.last_transition == T0
     assert health.last_probe == T0
+
+
+def test_a_required_streak_from_an_edited_status_is_capped_at_an_hour_of_probes() -> None:
+    """requiredSuccesses comes back from the status, which a person (or another version) may
+    have written: it never asks for more than an hour's worth of probes."""
+    thresholds = Thresholds(failure=3, success=2, interval_seconds=600)  # cap: 6 probes
+    health = ProviderHealth(state=S.SERVER_ERROR, trusted=False, required_successes=10**9)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(6):
+        health, transition = observe(
+            health, ProbeResult(S.HEALTHY, start + timedelta(minutes=10 * n)), thresholds
+        )
+    assert health.trusted
+    assert transition is Transition.RECOVERED
+    assert health.required_successes == 6

@@ -88,12 +88,15 @@ def observe(
         ok = replace(
             base, consecutive_failures=0, consecutive_successes=successes, failing_since=None
         )
-        if health.trusted or successes < health.required_successes:
+        # Capped here too, not only when raised: a status edited by hand (or written by another
+        # version) must not ask for more than an hour's worth of probes.
+        required = min(health.required_successes, thresholds.success_cap)
+        if health.trusted or successes < required:
             return ok, None
         # First contact is not a recovery: nothing was ejected.
         transition = Transition.RECOVERED if health.probed else None
-        required = health.required_successes if health.probed else 0
-        return replace(ok, trusted=True, last_trusted=now, required_successes=required), transition
+        kept = required if health.probed else 0
+        return replace(ok, trusted=True, last_trusted=now, required_successes=kept), transition
 
     failures = health.consecutive_failures + 1
     failing = replace(

@@ -68,7 +68,8 @@ class RouteManager:
             if not isinstance(owner, Mapping) or owner.get("kind") != KIND:
                 continue
             controller = self._by_uid.get(str(owner.get("uid")))
-            if controller is not None:
+            # An owner in another namespace is not an owner (and not a lever on another tenant).
+            if controller is not None and meta.get("namespace") == controller.ref.namespace:
                 data = None if deleted else _data(kind, body)
                 controller.target_changed(kind, str(meta.get("name", "")), data)
 
