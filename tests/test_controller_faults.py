@@ -70,9 +70,9 @@ def restarted(w: World, *, secret: bool = False) -> RouteController:
     return controller
 
 
-async def test_a_restart_after_a_crash_between_configmap_and_status_does_not_route_back() -> None:
-    """SIGKILL after the ConfigMap named qwen but before the status said so: the status still
-    says openai is active and healthy. The new process must not write openai back."""
+async def killed_between_configmap_and_status() -> World:
+    """Routed to openai, then geo-blocked: the ConfigMap names qwen, and the process dies
+    before the status says so (the status is left as the last successful write had it)."""
     w = World()
     w.controller.update(body())
     await w.step(S.HEALTHY)
@@ -80,8 +80,15 @@ async def test_a_restart_after_a_crash_between_configmap_and_status_does_not_rou
     w.cluster.failures["patch_route_status"] = 1
     with pytest.raises(KubeError):
         await w.step(S.GEO_BLOCKED)
+    w.cluster.status = status_before
+    return w
+
+
+async def test_a_restart_after_a_crash_between_configmap_and_status_does_not_route_back() -> None:
+    """SIGKILL after the ConfigMap named qwen but before the status said so: the status still
+    says openai is active and healthy. The new process must not write openai back."""
+    w = await killed_between_configmap_and_status()
     assert w.provider() == "qwen"
-    w.cluster.status = status_before  # what the killed process managed to write
     assert w.cluster.status["activeProvider"] == "openai"
     writes = len(w.cluster.writes)
 
@@ -101,14 +108,7 @@ async def test_a_restart_after_a_crash_between_configmap_and_status_does_not_rou
 
 
 async def test_an_unconfirmed_provider_is_used_again_once_probed_healthy() -> None:
-    w = World()
-    w.controller.update(body())
-    await w.step(S.HEALTHY)
-    status_before = json.loads(json.dumps(w.cluster.status))
-    w.cluster.failures["patch_route_status"] = 1
-    with pytest.raises(KubeError):
-        await w.step(S.GEO_BLOCKED)
-    w.cluster.status = status_before
+    w = await killed_between_configmap_and_status()
     new = restarted(w)
     sent = w.clock.advance(10)
     w.probes.answer(OPENAI, S.HEALTHY, at=sent)  # the block was lifted meanwhile

@@ -16,30 +16,13 @@ from hypothesis import strategies as st
 from llm_failover.catalog import default_catalog
 from llm_failover.spec import URL_PATTERN, SpecError, parse_route_spec
 from test_crd import CRD, RULES, SCHEMA, VALIDATOR, apply_defaults, check, values_at
+from test_spec import EXAMPLE
 
 CATALOG = default_catalog()
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
-BASE: dict[str, Any] = {
-    "providers": [
-        {
-            "name": "openai",
-            "preset": "openai",
-            "baseURL": "https://api.openai.com/v1",
-            "model": "gpt-4o",
-            "apiKeySecretRef": {"name": "openai", "key": "api-key"},
-            "notBefore": "2024-06-25T00:00:00Z",
-            "notAfter": "2024-07-09T00:00:00Z",
-            "probe": {"method": "Models"},
-        },
-        {"name": "qwen", "preset": "dashscope", "model": "qwen-max"},
-    ],
-    "healthCheck": {"intervalSeconds": 10, "timeoutSeconds": 5},
-    "failback": "Auto",
-    "paused": False,
-    "target": {"configMapName": "chat-llm", "restart": [{"kind": "Deployment", "name": "api"}]},
-}
+BASE = EXAMPLE  # the contract's example, every field set
 # Where one value is replaced, and by what.
 PATHS = [
     ("providers", 0, "name"), ("providers", 0, "preset"), ("providers", 0, "baseURL"),
