@@ -18,6 +18,7 @@ from llm_failover.metrics import Metrics
 from llm_failover.redact import FRAGMENT
 from llm_failover.settings import Settings
 from llm_failover.state import ProviderState as S
+from llm_failover.status import Event, EventReason
 from test_controller import NS, OPENAI, QWEN, REF, ROUTE, World, body
 
 
@@ -280,3 +281,21 @@ async def test_the_manager_routes_owned_object_events_by_owner_uid() -> None:
     ]
     await w.manager.close()
     assert REF.uid == "uid-1"
+
+
+async def test_events_kept_for_a_retry_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    """An API server that refuses Events for good must not grow the queue without end: the
+    oldest go, with a log line, and the rest are posted in order once it takes them again."""
+    w = World()
+    w.controller.update(body())
+    await w.step(S.HEALTHY)
+    w.cluster.failures["post_event"] = 10**6
+    w.controller._queue([Event(EventReason.PROVIDER_EJECTED, f"e{i}") for i in range(150)])
+    await w.step(S.HEALTHY)
+    assert len(w.controller._pending) == 100
+    assert w.controller._pending[0].message == "e50"
+    assert "dropping 50 unposted Events" in caplog.text
+    w.cluster.failures["post_event"] = 0
+    await w.step(S.HEALTHY)
+    assert [m for _, _, m in w.cluster.events] == [f"e{i}" for i in range(50, 150)]
+    assert w.controller._pending == []
