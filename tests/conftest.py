@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +17,14 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from controlplane import (
+    ControlPlane,
+    ControlPlaneError,
+    Progress,
+    RealCluster,
+    build,
+    kubernetes_version,
+)
 from llm_failover.sandbox.cluster import EmulatedCluster
 from llm_failover.sandbox.providers import StandInProvider
 
@@ -188,9 +197,54 @@ class Env:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[EmulatedCluster]:
+def emulated_cluster() -> Iterator[EmulatedCluster]:
     with EmulatedCluster(crd_paths=[CRD]) as emulated:
         yield emulated
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """etcd, kube-apiserver and kube-controller-manager from the Kubernetes Go modules.
+
+    Skipped, saying why, without a Go toolchain, unless LLMFAILOVER_REQUIRE_CONTROL_PLANE is set
+    (`.ci/run` sets it: CI has Go, and a skipped tier there is a failure).
+    """
+    say = Progress()
+    if shutil.which("go") is None and not os.environ.get("LLMFAILOVER_REQUIRE_CONTROL_PLANE"):
+        pytest.skip("no Go toolchain on PATH: the real control-plane tier needs Go (README)")
+    try:
+        plane = ControlPlane(build(say)).start()
+    except ControlPlaneError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    say(f"Kubernetes {kubernetes_version()} serving at {plane.url} (logs in {plane.workdir})")
+    yield plane
+    plane.remove()
+
+
+@pytest.fixture(scope="session")
+def real_cluster(control_plane: ControlPlane) -> Iterator[RealCluster]:
+    """The real control plane with the LLMRoute CRD applied and established."""
+    real = RealCluster(control_plane)
+    kubectl = ["kubectl", "--kubeconfig", str(control_plane.kubeconfig)]
+    subprocess.run([*kubectl, "apply", "-f", str(CRD)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
+         "crd/llmroutes.llmfailover.dev"],
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )  # fmt: skip
+    yield real
+    real.close()
+
+
+@pytest.fixture(scope="session", params=["emulated"])
+def cluster(request: pytest.FixtureRequest) -> EmulatedCluster | RealCluster:
+    """The cluster a test runs against: the emulator, unless the test asks for both with
+    `pytest.mark.parametrize("cluster", ["emulated", "real"], indirect=True)`."""
+    name = "emulated_cluster" if request.param == "emulated" else "real_cluster"
+    found: EmulatedCluster | RealCluster = request.getfixturevalue(name)
+    return found
 
 
 @pytest.fixture(scope="session")
