@@ -179,9 +179,12 @@ class Env:
         )
 
     def patch_spec(self, name: str, **changes: Any) -> None:
+        """Change the spec as `kubectl edit` would: the status (which `apply` would write back
+        as read, over whatever the operator wrote meanwhile) is left alone."""
         route = self.route(name)
         assert route is not None
         route["spec"].update(changes)
+        route.pop("status", None)
         self.cluster.apply(route)
 
     def kubectl(self, *args: str) -> str:
@@ -218,7 +221,11 @@ def control_plane() -> Iterator[ControlPlane]:
         pytest.fail(str(exc), pytrace=False)
     say(f"Kubernetes {kubernetes_version()} serving at {plane.url} (logs in {plane.workdir})")
     yield plane
-    plane.remove()
+    if os.environ.get("LLMFAILOVER_KEEP_CONTROL_PLANE"):  # to read its logs afterwards
+        plane.stop()
+        say(f"kept {plane.workdir}")
+    else:
+        plane.remove()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import base64
 import copy
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,12 @@ import kubernetes
 import pytest
 import yaml
 
-from conftest import ROOT, kustomize, wait_for
+from conftest import ROOT, Env, OperatorProcess, kustomize, three_providers, wait_for
 from controlplane import ControlPlane, RealCluster
 from llm_failover.kube import KubeClient, RouteRef
+from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from test_crd import CEL_CASES, CONTRACT_EXAMPLE, INVALID_SPECS, VALID_SPECS, Patch
+from test_operator import config_map_writes, routed_to
 
 GROUP, VERSION, PLURAL = "llmfailover.dev", "v1alpha1", "llmroutes"
 
@@ -275,3 +278,52 @@ async def test_a_restart_stamp_rolls_a_real_deployment(
         == "abc123"
     ]
     assert len(stamped) == 1
+
+
+# --- the operator on the real server: what the emulator cannot play ---------------------------
+
+on_the_real_server = pytest.mark.parametrize("cluster", ["real"], indirect=True, scope="session")
+
+
+@on_the_real_server
+def test_an_api_server_restart_is_resumed_without_a_failover(
+    env: Env, stand_ins: dict[str, StandInProvider], operator: OperatorProcess,
+    control_plane: ControlPlane,
+) -> None:  # fmt: skip
+    """The server closes every watch when it stops: kopf re-lists when it is back, and the
+    operator goes on from where it was (no failover, no write), then still fails over."""
+    env.llm_route("chat", three_providers(stand_ins, env))
+    before = routed_to(env, "openai")
+    writes = len(config_map_writes(env))
+    control_plane.stop_apiserver()
+    time.sleep(3)  # probes go on meanwhile; their status writes fail and are retried
+    control_plane.start_apiserver()
+    wait_for(lambda: env.status("chat").get("activeProvider") == "openai", what="status again")
+    time.sleep(3)  # a few probe intervals on the new connections
+    assert env.data("chat-llm") == before
+    assert config_map_writes(env)[writes:] == []
+    assert env.status("chat")["failoverCount"] == 0
+    stand_ins["openai"].set(Behaviour.GEO_BLOCKED)
+    routed_to(env, "qwen")
+    assert env.status("chat")["failoverCount"] == 1
+
+
+@on_the_real_server
+def test_a_second_writer_meets_a_real_conflict_and_the_operator_converges(
+    env: Env, stand_ins: dict[str, StandInProvider], real_cluster: RealCluster
+) -> None:
+    env.llm_route("chat", three_providers(stand_ins, env))
+    routed_to(env, "openai")
+    stale = env.config_map("chat-llm")
+    assert stale is not None
+    stand_ins["openai"].set(Behaviour.GEO_BLOCKED)
+    wanted = routed_to(env, "qwen")  # the operator's write moved the resourceVersion on
+    path = f"/api/v1/namespaces/{env.namespace}/configmaps/chat-llm"
+    stale["data"]["LLM_PROVIDER"] = "hand-edit"
+    refused = real_cluster._http.put(path, json=stale)
+    assert refused.status_code == 409  # optimistic concurrency, which the emulator lacks
+    fresh = env.config_map("chat-llm")
+    assert fresh is not None
+    fresh["data"]["LLM_PROVIDER"] = "hand-edit"
+    assert real_cluster._http.put(path, json=fresh).status_code == 200
+    wait_for(lambda: env.data("chat-llm") == wanted, what="the operator to restore it", timeout=10)

@@ -299,3 +299,26 @@ async def test_events_kept_for_a_retry_are_bounded(caplog: pytest.LogCaptureFixt
     await w.step(S.HEALTHY)
     assert [m for _, _, m in w.cluster.events] == [f"e{i}" for i in range(50, 150)]
     assert w.controller._pending == []
+
+
+async def test_a_status_overwritten_by_someone_else_is_written_again() -> None:
+    """The real control plane showed it: a client writing back a status it had read earlier
+    overtook the operator's InvalidSpec, and the operator, believing it had written that
+    status already, never wrote it again. The status the watch brings is the truth."""
+    w = World()
+    route = body()
+    route["spec"]["providers"][0]["preset"] = "no-such-preset"
+    w.controller.update(route)
+    await w.controller.reconcile()
+
+    def ready_reason() -> str:
+        return next(c["reason"] for c in w.cluster.status["conditions"] if c["type"] == "Ready")
+
+    assert ready_reason() == "InvalidSpec"
+    stale = {"conditions": [{"type": "Ready", "status": "True", "reason": "ProviderActive"}]}
+    w.cluster.status = stale  # someone else's write
+    await w.controller.reconcile()
+    assert ready_reason() == "ProviderActive"  # nothing told the operator yet
+    w.controller.update({**route, "status": stale})  # the watch does
+    await w.controller.reconcile()
+    assert ready_reason() == "InvalidSpec"

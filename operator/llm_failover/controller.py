@@ -122,8 +122,16 @@ class RouteController:
         return f"{self.ref.namespace}/{self.ref.name}"
 
     def update(self, body: Mapping[str, Any]) -> None:
-        """A new version of the LLMRoute arrived from the watch."""
+        """A new version of the LLMRoute arrived from the watch.
+
+        Its status is what the API server holds: when someone else wrote it (or a write of ours
+        was overtaken), it no longer matches what we believe we wrote, and the next reconcile
+        writes ours again instead of skipping an "unchanged" status for good.
+        """
         self._body = body
+        observed = body.get("status")
+        if self._seeded and isinstance(observed, Mapping) and observed != self._status:
+            self._status = dict(observed)
         self._wake.set()
 
     async def run(self) -> None:
