@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -90,7 +91,28 @@ class OperatorProcess:
             self.process = subprocess.Popen(
                 [*args, *self.extra_args], env=env, stdout=log, stderr=subprocess.STDOUT
             )
+        self._wait_until_serving()
         return self
+
+    def _wait_until_serving(self, timeout: float = 60) -> None:
+        """Until /healthz answers: imports and kopf's start-up take seconds on a busy machine,
+        and a test's deadlines should not include them."""
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the operator exited with {self.process.returncode}:\n{self.log()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the operator did not serve {url} within {timeout:.0f} s")
 
     def stop(self) -> int:
         assert self.process is not None

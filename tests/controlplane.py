@@ -456,14 +456,15 @@ class RealCluster:
         pki = plane.certificates
         context = ssl.create_default_context(cafile=str(pki.path("ca.crt")))
         context.load_cert_chain(str(pki.path("admin.crt")), str(pki.path("admin.key")))
-        self._http = httpx.Client(base_url=plane.url, verify=context, timeout=30)
+        self.http = httpx.Client(base_url=plane.url, verify=context, timeout=30)
+        """The admin's HTTP client, for what the emulated cluster's methods do not cover."""
 
     @property
     def url(self) -> str:
         return self.plane.url
 
     def close(self) -> None:
-        self._http.close()
+        self.http.close()
 
     def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:
         return self.plane.write_kubeconfig(path, namespace=namespace)
@@ -474,7 +475,7 @@ class RealCluster:
     def get(
         self, *, group: str, version: str, plural: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
-        answer = self._http.get(f"{_collection(group, version, plural, namespace)}/{name}")
+        answer = self.http.get(f"{_collection(group, version, plural, namespace)}/{name}")
         if answer.status_code == 404:
             return None
         answer.raise_for_status()
@@ -484,7 +485,7 @@ class RealCluster:
     def objects(
         self, *, group: str, version: str, plural: str, namespace: str | None = None
     ) -> list[dict[str, Any]]:
-        answer = self._http.get(_collection(group, version, plural, namespace))
+        answer = self.http.get(_collection(group, version, plural, namespace))
         answer.raise_for_status()
         items: list[dict[str, Any]] = answer.json().get("items", [])
         return items
@@ -501,19 +502,19 @@ class RealCluster:
         collection = prefix + (f"/namespaces/{namespace}" if namespaced else "") + f"/{plural}"
         status = body.pop("status", None)
         for _ in range(10):
-            current = self._http.get(f"{collection}/{meta['name']}")
+            current = self.http.get(f"{collection}/{meta['name']}")
             if current.status_code == 404:
                 meta.pop("resourceVersion", None)
-                answer = self._http.post(collection, json=body)
+                answer = self.http.post(collection, json=body)
             else:
                 meta["resourceVersion"] = current.json()["metadata"]["resourceVersion"]
-                answer = self._http.put(f"{collection}/{meta['name']}", json=body)
+                answer = self.http.put(f"{collection}/{meta['name']}", json=body)
             if answer.status_code != 409:
                 break
         _check(answer)
         if status is not None and body["kind"] == "LLMRoute":
             _check(
-                self._http.patch(
+                self.http.patch(
                     f"{collection}/{meta['name']}/status",
                     json={"status": status},
                     headers={"Content-Type": "application/merge-patch+json"},
@@ -523,7 +524,7 @@ class RealCluster:
     def delete(
         self, *, group: str, version: str, plural: str, namespace: str | None, name: str
     ) -> bool:
-        answer = self._http.delete(
+        answer = self.http.delete(
             f"{_collection(group, version, plural, namespace)}/{name}",
             params={"propagationPolicy": "Background"},
         )

@@ -25,7 +25,7 @@ from controlplane import ControlPlane, RealCluster
 from llm_failover.kube import KubeClient, RouteRef
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from test_crd import CEL_CASES, CONTRACT_EXAMPLE, INVALID_SPECS, VALID_SPECS, Patch
-from test_operator import config_map_writes, routed_to
+from test_operator import config_map_writes, routed_to, settled
 
 GROUP, VERSION, PLURAL = "llmfailover.dev", "v1alpha1", "llmroutes"
 
@@ -59,7 +59,7 @@ def dry_run(real: RealCluster, namespace: str, spec: Any, name: str = "chat") ->
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
-    answer = real._http.post(
+    answer = real.http.post(
         f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}",
         params={"dryRun": "All"},
         json=body,
@@ -293,7 +293,8 @@ def test_an_api_server_restart_is_resumed_without_a_failover(
     """The server closes every watch when it stops: kopf re-lists when it is back, and the
     operator goes on from where it was (no failover, no write), then still fails over."""
     env.llm_route("chat", three_providers(stand_ins, env))
-    before = routed_to(env, "openai")
+    routed_to(env, "openai")
+    before = settled(env)
     writes = len(config_map_writes(env))
     control_plane.stop_apiserver()
     time.sleep(3)  # probes go on meanwhile; their status writes fail and are retried
@@ -320,10 +321,10 @@ def test_a_second_writer_meets_a_real_conflict_and_the_operator_converges(
     wanted = routed_to(env, "qwen")  # the operator's write moved the resourceVersion on
     path = f"/api/v1/namespaces/{env.namespace}/configmaps/chat-llm"
     stale["data"]["LLM_PROVIDER"] = "hand-edit"
-    refused = real_cluster._http.put(path, json=stale)
+    refused = real_cluster.http.put(path, json=stale)
     assert refused.status_code == 409  # optimistic concurrency, which the emulator lacks
     fresh = env.config_map("chat-llm")
     assert fresh is not None
     fresh["data"]["LLM_PROVIDER"] = "hand-edit"
-    assert real_cluster._http.put(path, json=fresh).status_code == 200
+    assert real_cluster.http.put(path, json=fresh).status_code == 200
     wait_for(lambda: env.data("chat-llm") == wanted, what="the operator to restore it", timeout=10)

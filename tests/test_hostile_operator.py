@@ -21,7 +21,7 @@ from conftest import Env, OperatorProcess, three_providers, wait_for
 from llm_failover.redact import FRAGMENT
 from llm_failover.sandbox.hostile import HostileProvider, Hostility
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
-from test_operator import config_map_writes, ready_with, routed_to
+from test_operator import config_map_writes, ready_with, routed_to, settled
 
 pytestmark = pytest.mark.usefixtures("operator")
 Providers = dict[str, StandInProvider]
@@ -346,7 +346,8 @@ def test_a_deleted_or_edited_configmap_is_restored_within_seconds(
     env: Env, stand_ins: Providers
 ) -> None:
     env.llm_route("chat", three_providers(stand_ins, env))
-    data = routed_to(env, "openai")
+    routed_to(env, "openai")
+    data = settled(env)
     env.cluster.delete(
         group="", version="v1", plural="configmaps", namespace=env.namespace, name="chat-llm"
     )

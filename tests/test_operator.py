@@ -34,6 +34,20 @@ def routed_to(env: Env, provider: str, route: str = "chat", cm: str = "chat-llm"
     return wait_for(done, what=f"{cm} and the status of {route} to name {provider}")
 
 
+def settled(env: Env, cm: str = "chat-llm") -> dict[str, str]:
+    """Wait until route.json has every candidate eligible: the first routing needs only the
+    first provider, and the backups' first probes land a moment later (later still on a real
+    server), each changing route.json once."""
+
+    def done() -> dict[str, str] | None:
+        data = env.data(cm)
+        document = json.loads(data.get("route.json", "{}"))
+        eligible = [p["eligible"] for p in document.get("providers", [])]
+        return data if eligible and all(eligible) else None
+
+    return wait_for(done, what=f"every candidate eligible in {cm}'s route.json")
+
+
 def wait_for_streak(env: Env, counter: str, n: int, *, exact: bool = False) -> None:
     """Wait for openai's `counter` (consecutiveFailures or consecutiveSuccesses) in the status."""
 
@@ -64,12 +78,7 @@ def test_first_routing(env: Env, stand_ins: Providers, operator: OperatorProcess
     assert candidates["active"] == "openai"
     assert [p["name"] for p in candidates["providers"]] == ["openai", "qwen", "glm"]
 
-    def all_eligible() -> bool:
-        document = json.loads(env.data("chat-llm")["route.json"])
-        return all(p["eligible"] for p in document["providers"])
-
-    # The first routing needs only openai; the backups become eligible as their probes land.
-    wait_for(all_eligible, what="every candidate eligible in route.json")
+    settled(env)
     assert all("state" not in p for p in candidates["providers"])  # per-probe facts: status
 
     owner = env.config_map("chat-llm")["metadata"]["ownerReferences"][0]  # type: ignore[index]
@@ -279,7 +288,8 @@ def test_invalid_spec(env: Env, stand_ins: Providers) -> None:
     # Fixing it routes; breaking it again changes nothing in the routing.
     spec["providers"][1]["preset"] = "dashscope"
     env.patch_spec("chat", providers=spec["providers"])
-    before = routed_to(env, "openai")
+    routed_to(env, "openai")
+    before = settled(env)
     # Broken again in a way the API server's schema admits (a real server refuses a spec that
     # breaks the schema at the door): a port above 65535 fits the pattern's five digits.
     spec["providers"][0]["baseURL"] = "http://127.0.0.1:99999/v1"
