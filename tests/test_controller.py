@@ -59,16 +59,20 @@ class World:
         self.clock = FakeClock()
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        services = Services(
+        services = self.services(self.metrics)
+        self.manager = RouteManager(services)
+        self.controller = RouteController(ref=REF, services=services)
+
+    def services(self, metrics: Metrics) -> Services:
+        """What a controller of this world shares: its fake cluster, probes and clock."""
+        return Services(
             kube=self.cluster,
             prober=self.probes,
             catalog=default_catalog(),
             clock=self.clock,
             settings=Settings(),
-            metrics=self.metrics,
+            metrics=metrics,
         )
-        self.manager = RouteManager(services)
-        self.controller = RouteController(ref=REF, services=services)
 
     async def step(self, openai: S, qwen: S = S.HEALTHY, *, seconds: float = 10) -> None:
         """One probe interval: both providers answer, then the controller reconciles."""

@@ -11,12 +11,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from fakes import FakeCluster
-from llm_failover.catalog import default_catalog
-from llm_failover.controller import RouteController, Services
+from llm_failover.controller import RouteController
 from llm_failover.kube import KubeError, RouteRef
 from llm_failover.metrics import Metrics
 from llm_failover.redact import FRAGMENT
-from llm_failover.settings import Settings
 from llm_failover.state import ProviderState as S
 from llm_failover.status import Event, EventReason
 from test_controller import NS, OPENAI, QWEN, REF, ROUTE, World, body
@@ -56,15 +54,7 @@ async def test_events_refused_by_the_api_server_are_posted_on_the_retry_in_order
 
 def restarted(w: World, *, secret: bool = False) -> RouteController:
     """A new operator process's controller over the cluster state and probes `w` left behind."""
-    services = Services(
-        kube=w.cluster,
-        prober=w.probes,
-        catalog=default_catalog(),
-        clock=w.clock,
-        settings=Settings(),
-        metrics=Metrics(CollectorRegistry()),
-    )
-    controller = RouteController(ref=REF, services=services)
+    controller = RouteController(ref=REF, services=w.services(Metrics(CollectorRegistry())))
     route = body(target={"secretName": "chat-llm-key"}) if secret else body()
     route["status"] = json.loads(json.dumps(w.cluster.status))
     controller.update(route)

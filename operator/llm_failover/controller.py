@@ -10,7 +10,6 @@ whose own status can no longer be written (404) is gone, and the loop ends.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -23,7 +22,14 @@ from typing import Any
 from llm_failover.catalog import Catalog
 from llm_failover.credentials import Credential, read_key
 from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, Transition, observe
-from llm_failover.kube import ClusterApi, KubeError, RouteGone, RouteRef, secret_bytes
+from llm_failover.kube import (
+    ClusterApi,
+    KubeError,
+    RouteGone,
+    RouteRef,
+    object_data,
+    secret_bytes,
+)
 from llm_failover.metrics import Metrics
 from llm_failover.policy import Condition, Decision, Reason, decide
 from llm_failover.prober import Clock, Endpoint, ProbeSource, Schedule
@@ -460,7 +466,7 @@ class RouteController:
             self._written_one(kind, name, "created")
         elif not self.ref.owns(existing):
             return f"{kind} {self.ref.namespace}/{name} exists and is not owned by this LLMRoute"
-        elif _decoded(existing, kind) != dict(data):
+        elif object_data(existing, kind) != dict(data):
             patch = self._kube.patch_secret if kind == "Secret" else self._kube.patch_config_map
             await patch(self.ref.namespace, name, data)
             self._written_one(kind, name, "updated")
@@ -661,10 +667,3 @@ def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None
         if isinstance(entry, Mapping) and entry.get("type") == kind:
             return entry
     return None
-
-
-def _decoded(obj: Mapping[str, Any], kind: str) -> dict[str, str]:
-    data = dict(obj.get("data") or {})
-    if kind != "Secret":
-        return data
-    return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in data.items()}

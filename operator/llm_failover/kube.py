@@ -266,6 +266,14 @@ def secret_bytes(obj: Mapping[str, Any]) -> dict[str, bytes]:
     return decoded
 
 
+def object_data(obj: Mapping[str, Any], kind: str) -> dict[str, str]:
+    """A ConfigMap's or Secret's data as text, the form the routing output is written in (a
+    Secret's decoded; bytes that are not UTF-8 replaced, so they compare as different)."""
+    if kind == "Secret":
+        return {k: v.decode("utf-8", errors="replace") for k, v in secret_bytes(obj).items()}
+    return {str(k): str(v) for k, v in (obj.get("data") or {}).items()}
+
+
 def _encode(data: Mapping[str, str]) -> dict[str, str]:
     return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
 

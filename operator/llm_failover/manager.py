@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llm_failover.controller import RouteController, Services
-from llm_failover.kube import KIND, RouteRef, secret_bytes
+from llm_failover.kube import KIND, RouteRef, object_data
 from llm_failover.supervision import supervise
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class RouteManager:
             controller = self._by_uid.get(str(owner.get("uid")))
             # An owner in another namespace is not an owner (and not a lever on another tenant).
             if controller is not None and meta.get("namespace") == controller.ref.namespace:
-                data = None if deleted else _data(kind, body)
+                data = None if deleted else object_data(body, kind)
                 controller.target_changed(kind, str(meta.get("name", "")), data)
 
     async def close(self) -> None:
@@ -93,10 +93,3 @@ class RouteManager:
         current = self._routes.get(controller.key)
         if current is not None and current[0] is controller:
             self.forget(controller.ref.namespace, controller.ref.name)
-
-
-def _data(kind: str, body: Mapping[str, Any]) -> dict[str, str]:
-    """The object's data as the controller compares it: a Secret's decoded to text."""
-    if kind == "Secret":
-        return {k: v.decode("utf-8", errors="replace") for k, v in secret_bytes(body).items()}
-    return {str(k): str(v) for k, v in (body.get("data") or {}).items()}
