@@ -281,13 +281,69 @@ def kubeconfig(cluster: EmulatedCluster, tmp_path_factory: pytest.TempPathFactor
     return cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
 
 
+OPERATOR_NAMESPACE = "llm-failover"  # deploy/'s namespace and ServiceAccount name
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:llm-failover"
+
+
+def deploy_rbac(real: RealCluster) -> None:
+    """deploy/'s Namespace, ServiceAccount and cluster-wide RBAC, applied as `kubectl apply -k`
+    would (the rest of deploy/ is not needed to run the operator outside the cluster)."""
+    kinds = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    for obj in kustomize(ROOT / "deploy"):
+        if obj["kind"] in kinds:
+            real.apply(obj)
+
+
+NAMESPACE_LIST = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+
+
+def grant(real: RealCluster, name: str, *rules: dict[str, Any]) -> None:
+    """A ClusterRole `name` with `rules`, bound to the operator's ServiceAccount."""
+    real.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": name}, "rules": list(rules)})  # fmt: skip
+    real.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "llm-failover",
+                          "namespace": OPERATOR_NAMESPACE}],
+        }
+    )  # fmt: skip
+
+
+def revoke(real: RealCluster, name: str) -> None:
+    for plural in ("clusterrolebindings", "clusterroles"):
+        real.delete(group="rbac.authorization.k8s.io", version="v1", plural=plural,
+                    namespace=None, name=name)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(
+    cluster: EmulatedCluster | RealCluster,
+    kubeconfig: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """The kubeconfig `llm-failover run` gets. On the real control plane it holds nothing but a
+    token of the operator's own ServiceAccount, which only deploy/'s RBAC empowers: every
+    scenario there runs under the permissions users install (the emulator authorizes all)."""
+    if not isinstance(cluster, RealCluster):
+        return kubeconfig
+    deploy_rbac(cluster)
+    token = cluster.token(OPERATOR_NAMESPACE, "llm-failover")
+    path = tmp_path_factory.mktemp("operator-kube") / "config"
+    return cluster.plane.write_kubeconfig(path, token=token)
+
+
 @pytest.fixture(scope="session")
 def operator(
-    kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+    operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """One operator for the integration tests that do not restart it; each test has a namespace."""
     process = OperatorProcess(
-        kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log"
+        operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log"
     ).start()
     yield process
     if process.process is not None:
@@ -295,12 +351,23 @@ def operator(
 
 
 @pytest.fixture
-def env(cluster: EmulatedCluster, kubeconfig: Path) -> Iterator[Env]:
+def env(cluster: EmulatedCluster | RealCluster, kubeconfig: Path) -> Iterator[Env]:
+    """A fresh namespace. On the real control plane, the test also fails if the API server
+    denied the operator anything meanwhile: deploy/'s RBAC must cover every scenario."""
     namespace = f"t-{uuid.uuid4().hex[:8]}"
     cluster.add_namespace(namespace)
+    real = isinstance(cluster, RealCluster)
+    before = len(cluster.audited(OPERATOR_USER)) if real else 0
     yield Env(cluster=cluster, namespace=namespace, kubeconfig=kubeconfig)
     # Deleting the namespace deletes its routes: the operator stops probing for them.
     cluster.delete(group="", version="v1", plural="namespaces", namespace=None, name=namespace)
+    if real:
+        denied = [
+            f"{a.method} {a.path}: {a.message}"
+            for a in cluster.audited(OPERATOR_USER)[before:]
+            if a.denied
+        ]
+        assert not denied, "deploy/'s RBAC denied the operator:\n" + "\n".join(denied)
 
 
 @pytest.fixture

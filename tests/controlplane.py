@@ -430,6 +430,11 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
     "Secret": ("/api/v1", "secrets", True),
     "ConfigMap": ("/api/v1", "configmaps", True),
     "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "Service": ("/api/v1", "services", True),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
     "Event": ("/api/v1", "events", True),
     "LLMRoute": ("/apis/llmfailover.dev/v1alpha1", "llmroutes", True),
     "Deployment": ("/apis/apps/v1", "deployments", True),
@@ -481,6 +486,12 @@ class RealCluster:
         answer.raise_for_status()
         found: dict[str, Any] = answer.json()
         return found
+
+    def exists(self, plural: str, name: str) -> bool:
+        """Whether the cluster-scoped core object (a namespace, say) exists."""
+        return (
+            self.get(group="", version="v1", plural=plural, namespace=None, name=name) is not None
+        )
 
     def objects(
         self, *, group: str, version: str, plural: str, namespace: str | None = None
@@ -536,17 +547,61 @@ class RealCluster:
     @property
     def requests(self) -> list[tuple[str, str]]:
         """(HTTP method, path) of every request the API server audited, oldest first."""
-        calls = []
+        return [(entry.method, entry.path) for entry in self.audited()]
+
+    def audited(self, user: str | None = None) -> list[Audited]:
+        """Every request the API server audited (of `user` only, if given), oldest first."""
+        found: list[Audited] = []
         if not self.plane.audit_log.exists():
-            return calls
+            return found
         for line in self.plane.audit_log.read_text().splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a line being written
-            uri = str(entry.get("requestURI", ""))
-            calls.append((_VERBS.get(entry.get("verb"), "GET"), uri))
-        return calls
+            who = str((entry.get("user") or {}).get("username", ""))
+            if user is not None and who != user:
+                continue
+            answer = entry.get("responseStatus") or {}
+            decision = (entry.get("annotations") or {}).get("authorization.k8s.io/decision")
+            found.append(
+                Audited(
+                    method=_VERBS.get(entry.get("verb"), "GET"),
+                    path=str(entry.get("requestURI", "")),
+                    user=who,
+                    code=int(answer.get("code", 0)),
+                    message=str(answer.get("message", "")),
+                    denied=decision == "forbid",
+                )
+            )
+        return found
+
+    def token(self, namespace: str, service_account: str) -> str:
+        """A token of the ServiceAccount from the TokenRequest API, as `kubectl create token`
+        mints it."""
+        done = subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.plane.kubeconfig), "-n", namespace, "create",
+             "token", service_account, "--duration=24h"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"kubectl create token {service_account}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Audited:
+    """One request as the API server's audit log has it."""
+
+    method: str
+    path: str
+    user: str
+    code: int  # the HTTP status of the answer
+    message: str  # the server's, when it refused
+    denied: bool  # by the authorizer (RBAC), unlike other 403s (e.g. a terminating namespace)
 
 
 def _collection(group: str, version: str, plural: str, namespace: str | None) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llm_failover.classifier import Classification
-from llm_failover.kube import KubeError, RouteGone, RouteRef
+from llm_failover.kube import Forbidden, KubeError, RouteGone, RouteRef
 from llm_failover.prober import Endpoint, Report, Schedule
 from llm_failover.state import ProviderState
 
@@ -26,6 +26,8 @@ class FakeCluster:
     writes: list[tuple[str, str]] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
     """Method name → how many of its next calls raise KubeError (API-fault injection)."""
+    refusals: dict[str, int] = field(default_factory=dict)
+    """Method name → how many of its next calls the server refuses (403, as RBAC would)."""
     gone: bool = False
     """The route was deleted: its status cannot be written (RouteGone)."""
 
@@ -33,6 +35,9 @@ class FakeCluster:
         if self.failures.get(method, 0) > 0:
             self.failures[method] -= 1
             raise KubeError(f"500 injected: {method}")
+        if self.refusals.get(method, 0) > 0:
+            self.refusals[method] -= 1
+            raise Forbidden(f"403 Forbidden: injected: cannot {method}")
 
     def add_secret(self, namespace: str, name: str, data: Mapping[str, str | bytes]) -> None:
         encoded = {

@@ -5,6 +5,7 @@ the route and recovered from, a deleted route that stops everything it had."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -312,3 +313,43 @@ async def test_a_status_overwritten_by_someone_else_is_written_again() -> None:
     w.controller.update({**route, "status": stale})  # the watch does
     await w.controller.reconcile()
     assert ready_reason() == "InvalidSpec"
+
+
+@pytest.mark.parametrize("refused", ["patch_config_map", "patch_route_status"])
+async def test_a_refused_call_is_named_on_the_route_and_recovered_from(refused: str) -> None:
+    """A 403 (a missing RBAC grant): Ready=False, reason Forbidden, with the server's words,
+    or a Forbidden Event when the status itself is refused; what was routed stays routed until
+    the call goes through, then the switch happens; the loop never dies."""
+    w = World()
+    w.controller.update(body())
+    await w.step(S.HEALTHY)
+    assert w.provider() == "openai"
+    w.controller._settings = dataclasses.replace(w.controller._settings, retry_seconds=0.05)
+    w.cluster.refusals[refused] = 3
+    sent = w.clock.advance(10)
+    w.probes.answer(OPENAI, S.GEO_BLOCKED, at=sent)
+    w.probes.answer(QWEN, S.HEALTHY, at=sent)
+    task = asyncio.create_task(w.controller.run())
+    try:
+        for _ in range(200):
+            if ("Warning", "Forbidden") in [(t, r) for t, r, _ in w.cluster.events]:
+                break
+            await asyncio.sleep(0.01)
+        message = next(m for _, r, m in w.cluster.events if r == "Forbidden")
+        assert f"cannot {refused}" in message
+        assert "grant it in the operator's RBAC" in message
+        if refused == "patch_config_map":
+            assert w.provider() == "openai"  # the switch waits for the write
+            ready = next(c for c in w.cluster.status["conditions"] if c["type"] == "Ready")
+            assert (ready["status"], ready["reason"]) == ("False", "Forbidden")
+        assert reasons(w.cluster).count("Forbidden") == 1  # once, not on every retry
+        for _ in range(300):
+            if w.cluster.status.get("activeProvider") == "qwen":
+                break
+            await asyncio.sleep(0.01)
+        assert w.provider() == "qwen"
+        ready = next(c for c in w.cluster.status["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "ProviderActive"
+        assert not task.done()
+    finally:
+        task.cancel()

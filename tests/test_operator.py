@@ -12,7 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Env, OperatorProcess, three_providers, wait_for
+from conftest import (
+    NAMESPACE_LIST,
+    Env,
+    OperatorProcess,
+    grant,
+    revoke,
+    three_providers,
+    wait_for,
+)
+from controlplane import RealCluster
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
 
 pytestmark = [
@@ -395,9 +404,14 @@ def test_run_with_namespace_watches_only_that_namespace(
 ) -> None:
     other = Env(env.cluster, f"{env.namespace}-other", env.kubeconfig)
     env.cluster.add_namespace(other.namespace)
+    if isinstance(env.cluster, RealCluster):
+        # With --namespace, kopf lists the namespaces: the namespaced install grants that
+        # (deploy/overlays/namespaced), the cluster-wide one has no need to. Without it, the
+        # real server showed, kopf retries the denied list for minutes before it routes.
+        grant(env.cluster, "llm-failover-namespaces", NAMESPACE_LIST)
     operator.stop()
     scoped = OperatorProcess(
-        env.kubeconfig, tmp_path / "scoped.log", extra_args=("--namespace", env.namespace)
+        operator.kubeconfig, tmp_path / "scoped.log", extra_args=("--namespace", env.namespace)
     ).start()
     try:
         env.llm_route("chat", three_providers(stand_ins, env))
@@ -413,6 +427,8 @@ def test_run_with_namespace_watches_only_that_namespace(
         env.cluster.delete(
             group="", version="v1", plural="namespaces", namespace=None, name=other.namespace
         )
+        if isinstance(env.cluster, RealCluster):
+            revoke(env.cluster, "llm-failover-namespaces")
 
 
 def test_restart_targets_roll_on_a_switch(env: Env, stand_ins: Providers) -> None:

@@ -3,8 +3,10 @@
 One `RouteController` per route runs gather → decide → act → report whenever a probe it depends on
 has finished, its spec changed, an object it wrote was changed by someone else, or a schedule
 window opens or closes. Its `run` loop is supervised by the route manager: a crash is reported on
-the route (Ready=False, OperatorError) and the loop restarts; an API error is retried; a route
-whose own status can no longer be written (404) is gone, and the loop ends.
+the route (Ready=False, OperatorError) and the loop restarts; an API error is retried, and one the
+server refuses (403: RBAC) is also shown on the route (Ready=False, Forbidden, or a Forbidden Event
+when the status itself may not be written); a route whose own status can no longer be written
+(404) is gone, and the loop ends.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from llm_failover.credentials import Credential, read_key
 from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, Transition, observe
 from llm_failover.kube import (
     ClusterApi,
+    Forbidden,
     KubeError,
     RouteGone,
     RouteRef,
@@ -118,6 +121,7 @@ class RouteController:
         # object kind → (name, data) we know is there; dropped when someone else changes it
         self._written: dict[str, tuple[str, Mapping[str, str]]] = {}
         self._pending: list[Event] = []  # Events not posted yet: they survive a failed write
+        self._unreported = ""  # the refusal last announced by an Event alone (no status write)
         self._unconfirmed: set[str] = set()  # status said active, the written output disagreed
         self._retry_at: float | None = None
         self._stamped: str | None = None  # routing revision last stamped on the restart targets
@@ -155,6 +159,9 @@ class RouteController:
             except RouteGone:
                 log.info("%s: the LLMRoute no longer exists: stopping its work", self.key)
                 return
+            except Forbidden as exc:
+                self._retry_at = time.monotonic() + self._settings.retry_seconds
+                await self._report_forbidden(exc)
             except KubeError as exc:
                 log.warning("%s: Kubernetes API error, retrying: %s", self.key, exc)
                 self._retry_at = time.monotonic() + self._settings.retry_seconds
@@ -175,6 +182,25 @@ class RouteController:
         )
         generation = (self._body.get("metadata") or {}).get("generation") if self._body else None
         await self._report_problem(Reason.OPERATOR_ERROR, message, generation, self._clock())
+
+    async def _report_forbidden(self, exc: Forbidden) -> None:
+        """The API server refused a call: the routing output stays as it is; say what is
+        missing on the route (or, when its status may not be written, in an Event)."""
+        message = (
+            f"the API server refused the operator: {str(exc)[:400]}; grant it in the "
+            "operator's RBAC (deploy/rbac.yaml or the Helm chart), or the route stays as it is"
+        )
+        log.error("%s: %s (retrying every %.0fs)", self.key, message, self._settings.retry_seconds)
+        generation = (self._body.get("metadata") or {}).get("generation") if self._body else None
+        now = self._clock()
+        try:
+            await self._report_problem(Reason.FORBIDDEN, message, generation, now)
+        except KubeError as again:
+            log.error("%s: the status cannot say so either: %s", self.key, again)
+            if message != self._unreported:
+                self._unreported = message
+                self._queue([Event(EventReason.FORBIDDEN, message)])
+                await self._post_pending(now)
 
     def target_changed(self, kind: str, name: str, data: Mapping[str, str] | None) -> None:
         """Someone changed (or, with None, deleted) a ConfigMap or Secret this route owns: unless
@@ -625,8 +651,13 @@ class RouteController:
                     self.ref, type=event.type, reason=event.reason, message=event.message, now=now
                 )
             except KubeError as exc:  # worth a log line and a retry, not a failed reconcile
-                log.warning(
-                    "%s: could not post Event %s, will retry: %s", self.key, event.reason, exc
+                log.log(
+                    logging.ERROR if isinstance(exc, Forbidden) else logging.WARNING,
+                    "%s: could not post Event %s (%s), will retry: %s",
+                    self.key,
+                    event.reason,
+                    event.message,
+                    exc,
                 )
                 self._retry_at = time.monotonic() + self._settings.retry_seconds
                 return

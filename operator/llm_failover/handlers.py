@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -37,6 +38,17 @@ OWNED = (("v1", "configmaps", "ConfigMap"), ("v1", "secrets", "Secret"))
 """What the operator writes and watches: (version, plural, kind) in the core group."""
 
 
+class RetryForever:
+    """kopf's request backoffs (seconds), without an end: kopf counts its attempts only when it
+    can take the length, and re-iterates this object for every request."""
+
+    START = (1.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
+    THEN = 30.0
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain(self.START, itertools.repeat(self.THEN))
+
+
 def build_registry() -> kopf.OperatorRegistry:
     """A registry of its own, so that the CLI, the demo and tests each run a fresh operator."""
     registry = kopf.OperatorRegistry()
@@ -53,6 +65,11 @@ def build_registry() -> kopf.OperatorRegistry:
         # be noise (and need more RBAC). One replica (strategy Recreate) needs no peering.
         settings.posting.enabled = False
         settings.peering.standalone = True
+        # kopf gives up on a refused or failing request after eight retries, and a watch that
+        # gives up is never started again: a missing RBAC grant granted a minute later, or an
+        # API server down for longer, would leave that watch dead until a restart. Retry for
+        # ever (each attempt logged), so the operator recovers by itself.
+        settings.networking.error_backoffs = RetryForever()
         settings.watching.server_timeout = config.watch_timeout_seconds
         settings.watching.client_timeout = config.watch_timeout_seconds + 10
         selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())

@@ -89,6 +89,11 @@ class KubeError(RuntimeError):
     """An API call failed for a reason other than "not found"."""
 
 
+class Forbidden(KubeError):
+    """The API server refused the call (403): the operator's RBAC lacks a grant, or the
+    namespace is being deleted. The message is the server's, naming the verb and resource."""
+
+
 class RouteGone(KubeError):
     """The LLMRoute itself no longer exists (its status cannot be written): the end of it."""
 
@@ -239,7 +244,8 @@ class KubeClient:
                 if missing is not None:
                     raise missing(f"{exc.status} {exc.reason}") from None
                 return None
-            raise KubeError(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
+            error = Forbidden if exc.status == 403 else KubeError
+            raise error(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
         except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
             raise KubeError(f"{type(exc).__name__}: {exc}") from None
         return result if isinstance(result, dict) else None

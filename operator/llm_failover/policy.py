@@ -27,6 +27,7 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     TARGET_CONFLICT = "TargetConflict"
     OPERATOR_ERROR = "OperatorError"
+    FORBIDDEN = "Forbidden"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ class EventReason(StrEnum):
     TARGET_CONFLICT = "TargetConflict"
     RESTART_TARGET_MISSING = "RestartTargetMissing"
     OPERATOR_ERROR = "OperatorError"
+    FORBIDDEN = "Forbidden"
 
 
 WARNINGS = frozenset(
@@ -35,6 +36,7 @@ WARNINGS = frozenset(
         EventReason.TARGET_CONFLICT,
         EventReason.RESTART_TARGET_MISSING,
         EventReason.OPERATOR_ERROR,
+        EventReason.FORBIDDEN,
     }
 )
 
@@ -46,6 +48,7 @@ ANNOUNCED = {
         EventReason.INVALID_SPEC,
         EventReason.TARGET_CONFLICT,
         EventReason.OPERATOR_ERROR,
+        EventReason.FORBIDDEN,
     )
 }
 
@@ -183,8 +186,8 @@ def transition_events(
 
 
 def ready_event(ready: Condition, previous: Mapping[str, Any] | None) -> Event | None:
-    """NoHealthyProvider, InvalidSpec, TargetConflict and OperatorError announce themselves
-    when they begin.
+    """NoHealthyProvider, InvalidSpec, TargetConflict, OperatorError and Forbidden announce
+    themselves when they begin.
 
     A new InvalidSpec or TargetConflict message is a new problem; NoHealthyProvider's message
     changes with every provider state and OperatorError's with every retry, so only their start
