@@ -128,3 +128,19 @@ def test_the_liveness_handler_fails_while_a_loop_is_overdue() -> None:
         handler.fn(memo=memo)
     with pytest.raises(Stalled):
         watchdog.check()
+
+
+def test_kopf_retries_a_refused_or_failing_request_for_ever() -> None:
+    """kopf stops a watch for good once a request has failed all its retries; with backoffs of
+    no length it never gives up, and re-iterates them afresh for each request."""
+    from collections.abc import Sized
+    from itertools import islice
+
+    from llm_failover.handlers import RetryForever
+
+    backoffs = RetryForever()
+    assert not isinstance(backoffs, Sized)  # kopf counts attempts only of a Sized
+    first = list(islice(backoffs, 100))
+    assert first[:8] == list(RetryForever.START)
+    assert first[8:] == [RetryForever.THEN] * 92
+    assert list(islice(backoffs, 3)) == [1.0, 1.0, 2.0]  # each request starts over
