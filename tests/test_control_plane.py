@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes
 import pytest
 import yaml
@@ -23,6 +24,7 @@ import yaml
 from conftest import ROOT, Env, OperatorProcess, kustomize, three_providers, wait_for
 from controlplane import ControlPlane, RealCluster
 from llm_failover.kube import KubeClient, RouteRef
+from llm_failover.sandbox.cluster import EmulatedCluster
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from test_crd import CEL_CASES, CONTRACT_EXAMPLE, INVALID_SPECS, VALID_SPECS, Patch
 from test_operator import config_map_writes, routed_to, settled
@@ -51,21 +53,37 @@ def kubectl(plane: ControlPlane, *args: str, ok: bool = True) -> subprocess.Comp
     return done
 
 
-def dry_run(real: RealCluster, namespace: str, spec: Any, name: str = "chat") -> tuple[int, str]:
-    """Create an LLMRoute with server-side dry run: (HTTP status, the server's message)."""
+def dry_run(
+    cluster: EmulatedCluster | RealCluster, namespace: str, spec: Any, name: str = "chat"
+) -> tuple[int, str]:
+    """Create an LLMRoute with server-side dry run: (HTTP status, the server's message). (The
+    emulator creates it for real; it is deleted again.)"""
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "LLMRoute",
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
-    answer = real.http.post(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}",
-        params={"dryRun": "All"},
-        json=body,
-    )
+    http = cluster.http if isinstance(cluster, RealCluster) else httpx.Client(base_url=cluster.url)
+    collection = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    answer = http.post(collection, params={"dryRun": "All"}, json=body)
+    if answer.status_code < 400 and not isinstance(cluster, RealCluster):
+        http.delete(f"{collection}/{name}")
     message = answer.json().get("message", "") if answer.status_code >= 400 else ""
     return answer.status_code, message
+
+
+@pytest.fixture
+def any_namespace(cluster: EmulatedCluster | RealCluster) -> Iterator[str]:
+    name = f"r-{uuid.uuid4().hex[:8]}"
+    cluster.add_namespace(name)
+    yield name
+    cluster.delete(group="", version="v1", plural="namespaces", namespace=None, name=name)
+
+
+# The schema's verdicts, on the real server and on the emulator (which must agree: it checks
+# the same OpenAPI schema on every write; CEL rules are the real server's alone, below).
+on_both = pytest.mark.parametrize("cluster", ["emulated", "real"], indirect=True, scope="session")
 
 
 def test_the_crd_is_accepted_whole(real_cluster: RealCluster, control_plane: ControlPlane) -> None:
@@ -84,21 +102,23 @@ def test_the_crd_is_accepted_whole(real_cluster: RealCluster, control_plane: Con
     assert conditions.get("NonStructuralSchema", "False") == "False"
 
 
+@on_both
 @pytest.mark.parametrize("spec", VALID_SPECS.values(), ids=VALID_SPECS.keys())
 def test_valid_specs_are_accepted_by_the_server(
-    real_cluster: RealCluster, namespace: str, spec: dict[str, Any]
+    cluster: EmulatedCluster | RealCluster, any_namespace: str, spec: dict[str, Any]
 ) -> None:
-    status, message = dry_run(real_cluster, namespace, spec)
+    status, message = dry_run(cluster, any_namespace, spec)
     assert status == 201, message
 
 
+@on_both
 @pytest.mark.parametrize("mutate", INVALID_SPECS.values(), ids=INVALID_SPECS.keys())
 def test_invalid_specs_are_rejected_by_the_server_naming_the_field(
-    real_cluster: RealCluster, namespace: str, mutate: Patch
+    cluster: EmulatedCluster | RealCluster, any_namespace: str, mutate: Patch
 ) -> None:
     obj = copy.deepcopy(CONTRACT_EXAMPLE)
     mutate(obj["spec"])
-    status, message = dry_run(real_cluster, namespace, obj["spec"])
+    status, message = dry_run(cluster, any_namespace, obj["spec"])
     assert status == 422, f"accepted: {obj['spec']}"
     # The server writes spec.providers[0].name where a Patch says providers.0.name.
     field = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", f"spec.{mutate.path}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import kmock
 import pytest
 
 from conftest import Env, OperatorProcess, three_providers, wait_for
@@ -24,6 +25,10 @@ from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from test_operator import config_map_writes, ready_with, routed_to, settled
 
 pytestmark = pytest.mark.usefixtures("operator")
+# On the real control plane too, except where the test injects API faults the emulator alone can
+# (a failed write, an object removed behind the watch's back) or relies on the emulator lacking
+# CEL (a route name the real server refuses outright).
+on_both = pytest.mark.parametrize("cluster", ["emulated", "real"], indirect=True, scope="session")
 Providers = dict[str, StandInProvider]
 
 RSS_BOUND_MB = 400
@@ -61,6 +66,7 @@ def hostile_provider(name: str, provider: HostileProvider, **fields: Any) -> dic
     return {"name": name, "baseURL": provider.base_url, "model": "m", **fields}
 
 
+@on_both
 def test_a_poisoned_answer_does_not_stop_failover(
     env: Env, stand_ins: Providers, hostile: HostileProvider
 ) -> None:
@@ -85,28 +91,31 @@ def test_a_poisoned_answer_does_not_stop_failover(
     assert env.status("chat")["lastFailover"]["reason"] == "ServerError"
 
 
+@on_both
 def test_one_tenants_typo_touches_only_its_route(
     env: Env, stand_ins: Providers, operator: OperatorProcess
 ) -> None:
     """A base URL the schema's old pattern admitted but httpx rejects (an unbalanced bracket)
-    used to crash the shared prober and every other route's controller with it."""
+    used to crash the shared prober and every other route's controller with it. The schema now
+    refuses those it can; what it admits and httpx does not is that route's InvalidSpec."""
     careless = f"{env.namespace}-careless"
     env.cluster.add_namespace(careless)
-    urls = [
-        "http://[::1/v1",
-        "http://127.0.0.1:99999/v1",
-        "https://xn--a/v1",
-        "https://user:hunter2@api.example.com/v1",  # the password must not reach any sink
-    ]
+
+    def route(i: int, url: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "llmfailover.dev/v1alpha1",
+            "kind": "LLMRoute",
+            "metadata": {"name": f"typo-{i}", "namespace": careless},
+            "spec": {"providers": [{"name": "p", "baseURL": url, "model": "m"}]},
+        }
+
+    refused = ["http://[::1/v1", "https://user:hunter2@api.example.com/v1"]
+    for url in refused:  # the API server's 422, naming the field
+        with pytest.raises((RuntimeError, kmock.KubernetesError), match=r"providers\[0\]\.baseURL"):
+            env.cluster.apply(route(99, url))
+    urls = ["http://127.0.0.1:99999/v1", "https://xn--a/v1"]  # admitted: httpx's checks are finer
     for i, url in enumerate(urls):
-        env.cluster.apply(
-            {
-                "apiVersion": "llmfailover.dev/v1alpha1",
-                "kind": "LLMRoute",
-                "metadata": {"name": f"typo-{i}", "namespace": careless},
-                "spec": {"providers": [{"name": "p", "baseURL": url, "model": "m"}]},
-            }
-        )
+        env.cluster.apply(route(i, url))
     env.llm_route("chat", three_providers(stand_ins, env))
     routed_to(env, "openai")
     for i in range(len(urls)):
@@ -133,7 +142,6 @@ def test_one_tenants_typo_touches_only_its_route(
             what=f"typo-{i} InvalidSpec",
         )
         assert ready["message"].startswith("spec.providers[0].baseURL: ")
-    assert "https://***@api.example.com/v1" in ready["message"]
     stand_ins["openai"].set(Behaviour.GEO_BLOCKED)
     routed_to(env, "qwen")  # the other tenant's route still fails over
     assert metric(operator, "llmfailover_internal_errors_total", task="route") == 0
@@ -142,6 +150,7 @@ def test_one_tenants_typo_touches_only_its_route(
     env.cluster.delete(group="", version="v1", plural="namespaces", namespace=None, name=careless)
 
 
+@on_both
 def test_keys_never_leave_secrets(
     env: Env, stand_ins: Providers, hostile: HostileProvider, operator: OperatorProcess
 ) -> None:
@@ -194,6 +203,7 @@ def test_keys_never_leave_secrets(
             assert key[start : start + FRAGMENT] not in sinks, key[start : start + FRAGMENT]
 
 
+@on_both
 def test_bombs_floods_and_quadratic_bodies_stay_bounded(
     env: Env, stand_ins: Providers, operator: OperatorProcess
 ) -> None:
@@ -247,6 +257,7 @@ def test_bombs_floods_and_quadratic_bodies_stay_bounded(
     assert peak_rss_mb(operator) < RSS_BOUND_MB
 
 
+@on_both
 def test_hanging_providers_in_one_namespace_do_not_time_out_another(
     env: Env, stand_ins: Providers
 ) -> None:
@@ -342,6 +353,7 @@ def test_sigkill_between_configmap_and_status_does_not_route_back(
         operator.start()
 
 
+@on_both
 def test_a_deleted_or_edited_configmap_is_restored_within_seconds(
     env: Env, stand_ins: Providers
 ) -> None:
@@ -378,6 +390,7 @@ def test_a_deletion_missed_by_the_watch_stops_probing(env: Env, stand_ins: Provi
     wait_for(settled, what="probing to stop", timeout=20)
 
 
+@on_both
 def test_a_flapping_backup_does_not_rewrite_the_configmap(env: Env, stand_ins: Providers) -> None:
     """route.json used to carry each probe's state: a backup blinking below its threshold
     rewrote every ConfigMap that listed it."""
@@ -402,6 +415,7 @@ def test_a_route_name_too_long_for_a_label_is_an_invalid_spec(
     assert env.config_map(f"{name}-llm") is None
 
 
+@on_both
 def test_liveness_counts_the_supervised_loops(
     env: Env, stand_ins: Providers, operator: OperatorProcess
 ) -> None:

@@ -18,7 +18,7 @@ import aiohttp.web
 import attrs
 import kmock
 
-from . import objects, patches, requests
+from . import objects, patches, requests, validation
 from .errors import error, not_found
 from .garbage import Collector
 from .kinds import CRDS, Kind, Registry
@@ -202,6 +202,7 @@ class Store(kmock.KubernetesEmulator):
         ):
             set_or_pop(meta, field, old_meta.get(field))
         new = objects.normalize(kind, new)
+        validation.admit(kind, new)
         if spec_of(new) != spec_of(current):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return await self._store(request, kind, self._key(kind, request), current, new)
@@ -212,6 +213,7 @@ class Store(kmock.KubernetesEmulator):
         self, request: kmock.Request, kind: Kind, obj: dict[str, Any]
     ) -> aiohttp.web.StreamResponse:
         obj = objects.normalize(kind, obj)
+        validation.admit(kind, obj)
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
         namespace = obj["metadata"].get("namespace") if kind.namespaced else None
