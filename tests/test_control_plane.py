@@ -27,6 +27,9 @@ from llm_failover.kube import KubeClient, RouteRef
 from llm_failover.sandbox.cluster import EmulatedCluster
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from test_crd import CEL_CASES, CONTRACT_EXAMPLE, INVALID_SPECS, VALID_SPECS, Patch
+from test_deploy import namespaced_kustomization
+from test_examples import DOCUMENTS as EXAMPLE_DOCUMENTS
+from test_helm import render as helm_render
 from test_operator import config_map_writes, routed_to, settled
 
 GROUP, VERSION, PLURAL = "llmfailover.dev", "v1alpha1", "llmroutes"
@@ -188,29 +191,59 @@ def test_kubectl_views_and_protobuf_writes(
     kubectl(control_plane, "delete", "namespace", namespace, "--wait=false")
 
 
+def server_dry_run(
+    real: RealCluster, plane: ControlPlane, objects: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """`kubectl apply --dry-run=server` of `objects` (prometheus-operator's kinds aside: their
+    CRDs are not installed here); kubectl validates strictly, so an unknown field fails too."""
+    objects = [o for o in objects if o["kind"] not in ("ServiceMonitor", "PrometheusRule")]
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    # A dry run creates nothing, so the namespaces the objects go to must exist for real.
+    made = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
+    made |= {o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")}
+    made = {n for n in made if not real.exists("namespaces", n)}
+    for namespace in made:
+        real.add_namespace(namespace)
+    try:
+        done = kubectl(plane, "apply", "--dry-run=server", "-f", str(manifest), ok=False)
+    finally:
+        for namespace in made:
+            real.delete(group="", version="v1", plural="namespaces", namespace=None, name=namespace)
+        for namespace in made:
+            wait_for(lambda n=namespace: not real.exists("namespaces", n), timeout=60,
+                     what=f"namespace {namespace} to be deleted")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("(server dry run)") == len(objects), done.stdout
+
+
 def test_deploy_manifests_pass_a_server_side_dry_run(
     real_cluster: RealCluster, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
-    """`kubectl apply -k deploy/` as the server would take it (prometheus-operator's kinds
-    aside: their CRDs are not installed here)."""
-    objects = [
-        obj
-        for obj in kustomize(ROOT / "deploy")
-        if obj["kind"] not in ("ServiceMonitor", "PrometheusRule")
-    ]
-    manifest = tmp_path / "deploy.yaml"
-    manifest.write_text(yaml.safe_dump_all(objects))
-    # A dry run creates nothing, so the namespaced objects need their namespace for real.
-    (namespace,) = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
-    real_cluster.add_namespace(namespace)
-    try:
-        done = kubectl(control_plane, "apply", "--dry-run=server", "-f", str(manifest), ok=False)
-    finally:
-        real_cluster.delete(
-            group="", version="v1", plural="namespaces", namespace=None, name=namespace
-        )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count("(server dry run)") == len(objects)
+    """`kubectl apply -k deploy/` as the server would take it, and with the namespaced
+    component as docs/install.md composes it."""
+    server_dry_run(real_cluster, control_plane, kustomize(ROOT / "deploy"), tmp_path)
+    overlay = kustomize(namespaced_kustomization(tmp_path))
+    server_dry_run(real_cluster, control_plane, overlay, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "values", [{}, {"namespaces": ["shop", "chat"]}], ids=["cluster-wide", "namespaced"]
+)
+def test_the_helm_chart_passes_a_server_side_dry_run(
+    real_cluster: RealCluster, control_plane: ControlPlane, tmp_path: Path, values: dict[str, Any]
+) -> None:
+    """What `helm install` would send, CRD included, as the server takes it."""
+    server_dry_run(real_cluster, control_plane, helm_render(values), tmp_path)
+
+
+def test_every_example_passes_a_server_side_dry_run(
+    real_cluster: RealCluster, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """examples/ as users apply them: routes, their apps' Deployments, the migrations."""
+    documents = [d.body for d in EXAMPLE_DOCUMENTS]
+    assert any(d["kind"] == "LLMRoute" for d in documents)
+    server_dry_run(real_cluster, control_plane, documents, tmp_path)
 
 
 def test_deleting_a_route_collects_what_it_owns(real_cluster: RealCluster, namespace: str) -> None:
