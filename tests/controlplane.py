@@ -229,6 +229,9 @@ class ControlPlane:
     peer_port: int = field(default_factory=free_port)
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    starts: list[tuple[float, float]] = field(default_factory=list)
+    """(began, ready) wall-clock times of each API server start: until its caches have synced, a
+    starting API server may deny what RBAC allows."""
 
     def __post_init__(self) -> None:
         self.certificates = Certificates(self.workdir / "pki")
@@ -289,8 +292,14 @@ class ControlPlane:
         return self
 
     def start_apiserver(self) -> None:
+        began = time.time()
         self._start("kube-apiserver", self._apiserver_args())
         self._wait(self._apiserver_ready, "kube-apiserver")
+        self.starts.append((began, time.time()))
+
+    def starting(self, when: float, *, settle: float = 5.0) -> bool:
+        """Whether `when` falls while the API server was starting (or `settle` s after)."""
+        return any(began <= when <= ready + settle for began, ready in self.starts)
 
     def stop_apiserver(self) -> None:
         self._stop("kube-apiserver")
@@ -563,6 +572,7 @@ class RealCluster:
             if user is not None and who != user:
                 continue
             answer = entry.get("responseStatus") or {}
+            received = str(entry.get("requestReceivedTimestamp", "")).replace("Z", "+00:00")
             decision = (entry.get("annotations") or {}).get("authorization.k8s.io/decision")
             found.append(
                 Audited(
@@ -572,6 +582,7 @@ class RealCluster:
                     code=int(answer.get("code", 0)),
                     message=str(answer.get("message", "")),
                     denied=decision == "forbid",
+                    time=dt.datetime.fromisoformat(received).timestamp() if received else 0.0,
                 )
             )
         return found
@@ -602,6 +613,7 @@ class Audited:
     code: int  # the HTTP status of the answer
     message: str  # the server's, when it refused
     denied: bool  # by the authorizer (RBAC), unlike other 403s (e.g. a terminating namespace)
+    time: float  # when the server received it (epoch seconds)
 
 
 def _collection(group: str, version: str, plural: str, namespace: str | None) -> str:

@@ -26,6 +26,7 @@ from conftest import (
     Env,
     OperatorProcess,
     kustomize,
+    shared_operator_stopped,
     three_providers,
     wait_for,
 )
@@ -251,7 +252,8 @@ def calls_of(
     if where == "emulated":
         return on_emulator(rbac, extra_args, stand_ins, tmp_path)
     real: RealCluster = request.getfixturevalue("real_cluster")
-    return on_real_server(real, rbac, extra_args, stand_ins, tmp_path)
+    with shared_operator_stopped(real):
+        return on_real_server(real, rbac, extra_args, stand_ins, tmp_path)
 
 
 @clusters
@@ -357,8 +359,9 @@ def rules_without(rules: list[dict[str, Any]], removal: Removal) -> list[dict[st
 
 
 @pytest.fixture(scope="module")
-def without(request: pytest.FixtureRequest) -> tuple[RealCluster, list[dict[str, Any]]]:
-    """The real cluster, with a ServiceAccount of its own for these tests, and deploy/'s rules."""
+def without(request: pytest.FixtureRequest) -> Iterator[tuple[RealCluster, list[dict[str, Any]]]]:
+    """The real cluster, with a ServiceAccount of its own for these tests, and deploy/'s rules;
+    the shared operator stopped meanwhile."""
     real: RealCluster = request.getfixturevalue("real_cluster")
     objects = kustomize(ROOT / "deploy")
     real.add_namespace(OPERATOR_NAMESPACE)
@@ -366,7 +369,8 @@ def without(request: pytest.FixtureRequest) -> tuple[RealCluster, list[dict[str,
         if obj["kind"] != "ClusterRole":  # each test writes its own
             real.apply(obj)
     (role,) = [o for o in objects if o["kind"] == "ClusterRole"]
-    return real, role["rules"]
+    with shared_operator_stopped(real):
+        yield real, role["rules"]
 
 
 def set_rules(real: RealCluster, rules: list[dict[str, Any]]) -> None:
