@@ -186,10 +186,7 @@ class RouteController:
     async def _report_forbidden(self, exc: Forbidden) -> None:
         """The API server refused a call: the routing output stays as it is; say what is
         missing on the route (or, when its status may not be written, in an Event)."""
-        message = (
-            f"the API server refused the operator: {str(exc)[:400]}; grant it in the "
-            "operator's RBAC (deploy/rbac.yaml or the Helm chart), or the route stays as it is"
-        )
+        message = f"{self._forbidden_message(exc)}, or the route stays as it is"
         log.error("%s: %s (retrying every %.0fs)", self.key, message, self._settings.retry_seconds)
         generation = (self._body.get("metadata") or {}).get("generation") if self._body else None
         now = self._clock()
@@ -201,6 +198,13 @@ class RouteController:
                 self._unreported = message
                 self._queue([Event(EventReason.FORBIDDEN, message)])
                 await self._post_pending(now)
+
+    @staticmethod
+    def _forbidden_message(exc: Forbidden) -> str:
+        return (
+            f"the API server refused the operator: {str(exc)[:400]}; grant it in the "
+            "operator's RBAC (deploy/rbac.yaml or the Helm chart)"
+        )
 
     def target_changed(self, kind: str, name: str, data: Mapping[str, str] | None) -> None:
         """Someone changed (or, with None, deleted) a ConfigMap or Secret this route owns: unless
@@ -359,14 +363,25 @@ class RouteController:
             )
         else:
             changed = canonical != self._decided_spec
+        refused: Forbidden | None = None
         if changed or self._keys is None or self._keys_stale():
-            self._keys = await self._read_keys(spec)
-            self._folded_problems.clear()
-            # Re-check the targets now and then: someone may have edited them, or created a
-            # missing restart target.
-            self._written.clear()
-            self._stamped = None
-            self._subscribe(spec, self._keys)
+            try:
+                self._keys = await self._read_keys(spec)
+            except Forbidden as exc:
+                if changed or self._keys is None:
+                    raise
+                # A periodic re-read refused: decide (and fail over) with the keys read before,
+                # say so on the route, and ask again after the retry interval.
+                refused = exc
+                retry_in = self._settings.key_refresh_seconds - self._settings.retry_seconds
+                self._keys = replace(self._keys, read_at=time.monotonic() - retry_in)
+            else:
+                self._folded_problems.clear()
+                # Re-check the targets now and then: someone may have edited them, or created a
+                # missing restart target.
+                self._written.clear()
+                self._stamped = None
+                self._subscribe(spec, self._keys)
         for gone in set(self._health) - {p.name for p in spec.providers}:
             del self._health[gone]
         if self._decided_spec is None and self._active is not None:
@@ -400,6 +415,10 @@ class RouteController:
             else:
                 self._queue(self._apply(decision, now))
                 self._queue(await self._restart(spec, output.revision))
+        if refused is not None and ready.reason != Reason.TARGET_CONFLICT:
+            message = f"{self._forbidden_message(refused)}; the keys read before are still used"
+            log.error("%s: %s", self.key, message)
+            ready = Condition("Ready", False, Reason.FORBIDDEN, message)
         await self._report(spec, decision, ready, generation, now)
 
     async def _resume_from_output(self, spec: RouteSpec, keys: Keys) -> None:
