@@ -86,3 +86,41 @@ async def test_status_of_a_deleted_route_is_route_gone_and_writes_are_redacted(
         assert [e["message"] for e in events] == [shown]
     finally:
         kube.close()
+
+
+async def test_every_call_is_counted_by_verb_resource_and_answer(
+    own_cluster: tuple[EmulatedCluster, Path],
+) -> None:
+    cluster, kubeconfig = own_cluster
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(
+        config_file=str(kubeconfig), client_configuration=configuration
+    )
+    configuration.retries = 0
+    counted: list[tuple[str, str, str]] = []
+    kube = KubeClient(
+        kubernetes.client.ApiClient(configuration),
+        count=lambda verb, resource, code: counted.append((verb, resource, code)),
+    )
+    cluster.add_namespace("counted")
+    try:
+        assert await kube.read_config_map("counted", "nope") is None
+        with pytest.raises(RouteGone):
+            await kube.patch_route_status("counted", "nope", {"failoverCount": 0})
+        await kube.create_config_map(
+            RouteRef("counted", "chat", "uid-1"), "chat-llm", {"LLM_PROVIDER": "p"}
+        )
+    finally:
+        kube.close()
+    assert counted == [
+        ("read", "config_map", "4xx"),
+        ("patch", "custom_object_status", "4xx"),
+        ("create", "config_map", "2xx"),
+    ]
+    unreachable = kubernetes.client.Configuration(host="http://127.0.0.1:1")
+    unreachable.retries = 0
+    lost: list[tuple[str, str, str]] = []
+    kube = KubeClient(kubernetes.client.ApiClient(unreachable), count=lambda *c: lost.append(c))
+    with pytest.raises(KubeError):
+        await kube.read_secret("counted", "keys")
+    assert lost == [("read", "secret", "none")]

@@ -76,7 +76,14 @@ def build_registry() -> kopf.OperatorRegistry:
         for version, plural, _kind in OWNED:  # only our own objects leave the API server
             settings.watching.label_selectors[version, plural] = selector
         redactor: Redactor = memo.redactor
-        memo.kube = KubeClient(load_api_client(), redact=redactor)
+        metrics: Metrics = memo.metrics
+        memo.kube = KubeClient(
+            load_api_client(),
+            redact=redactor,
+            count=lambda verb, resource, code: metrics.api_request(
+                verb=verb, resource=resource, code=code
+            ),
+        )
         gate = ProbeGate(
             total=config.probe_concurrency, per_tenant=config.probe_concurrency_per_namespace
         )
@@ -89,7 +96,6 @@ def build_registry() -> kopf.OperatorRegistry:
             ),
             trust_env=True,  # HTTPS_PROXY: how many teams reach providers from inside China
         )
-        metrics: Metrics = memo.metrics
         watchdog = memo.watchdog = Watchdog()
         memo.prober = Prober(
             client=memo.http,

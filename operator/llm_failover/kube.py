@@ -85,6 +85,14 @@ class ClusterApi(Protocol):
 _WORKLOADS = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}
 
 
+def _verb_and_resource(method: Any) -> tuple[str, str]:
+    """("patch", "config_map") for the client's patch_namespaced_config_map, and so on."""
+    name = str(getattr(method, "__name__", "call"))
+    verb, _, rest = name.partition("_")
+    rest = rest.removeprefix("namespaced_")
+    return verb, rest or "unknown"
+
+
 class KubeError(RuntimeError):
     """An API call failed for a reason other than "not found"."""
 
@@ -116,9 +124,11 @@ class KubeClient:
         api_client: kubernetes.client.ApiClient,
         *,
         redact: Callable[[str], str] = lambda text: text,
+        count: Callable[[str, str, str], None] = lambda verb, resource, code: None,
     ) -> None:
         self._api = api_client
         self._redact = redact
+        self._count = count  # (verb, resource, answer class) of every call
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
         self._apps = kubernetes.client.AppsV1Api(api_client)
@@ -237,9 +247,11 @@ class KubeClient:
             response = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
             return response.json() if response.data else None
 
+        verb, resource = _verb_and_resource(method)
         try:
             result = await asyncio.to_thread(call)
         except kubernetes.client.ApiException as exc:
+            self._count(verb, resource, f"{exc.status // 100}xx" if exc.status else "none")
             if exc.status in (404, 410):
                 if missing is not None:
                     raise missing(f"{exc.status} {exc.reason}") from None
@@ -247,7 +259,9 @@ class KubeClient:
             error = Forbidden if exc.status == 403 else KubeError
             raise error(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
         except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+            self._count(verb, resource, "none")
             raise KubeError(f"{type(exc).__name__}: {exc}") from None
+        self._count(verb, resource, "2xx")
         return result if isinstance(result, dict) else None
 
     def _redacted(self, value: Any) -> Any:

@@ -124,7 +124,17 @@ class Metrics:
             "probe timeout and API call waits behind.",
             registry=registry,
         )
+        self.api_requests = Counter(
+            "llmfailover_api_requests",
+            "The operator's calls to the Kubernetes API (its own client; kopf's lists and "
+            "watches aside), by verb, resource and answer (2xx, 4xx, 5xx, or error: none).",
+            ["verb", "resource", "code"],
+            registry=registry,
+        )
         self._series: dict[tuple[str, str], _RouteSeries] = {}
+
+    def api_request(self, *, verb: str, resource: str, code: str) -> None:
+        self.api_requests.labels(verb, resource, code).inc()
 
     def internal_error(self, *, task: str) -> None:
         self.internal_errors.labels(task).inc()
