@@ -34,9 +34,11 @@ test: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e tests/e2e -v
 
-# Figures, not tests: what hostile providers cost the operator (bench/*.py print numbers).
+# Figures, not tests (bench/*.py print numbers): what hostile providers cost the operator, and
+# how its cost grows with routes (SCALE_ARGS="--routes 100,1000,10000").
 bench: $(STAMP)
 	$(BIN)/python bench/hostile.py $(BENCH_ARGS)
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests deploy examples bench

@@ -1,0 +1,406 @@
+"""How the operator's cost grows with routes: figures, not a test (`make bench`).
+
+For each route count: the embedded cluster in a process of its own (pinned to the second core),
+20 stand-in providers (threads of this process), the real `llm-failover run` pinned to the first
+core, routes of 3 providers each over those 20 endpoints (the first provider one of 4 primaries,
+so each primary is first for a quarter of the routes), `intervalSeconds: 10`, key Secrets spread
+over 10 namespaces (one Secret per namespace and provider: 200). Measured:
+
+- convergence: from the operator's start until every route's ConfigMap exists;
+- at rest (nothing changes) over `--rest` seconds: probes per interval (stand-in requests),
+  the operator's CPU seconds per minute, its API calls per minute by verb and resource (its own
+  `llmfailover_api_requests_total`), status PATCHes per route per interval, false `Timeout`s
+  (probes of healthy stand-ins classified Timeout), the worst event-loop lag;
+- a geo-block of one primary (a quarter of the routes): from the stand-in's first geo-blocked
+  answer to each affected ConfigMap naming another provider (p50/p99/max), and the ConfigMap
+  writes it took per affected route;
+- peak RSS, and SIGTERM to exit.
+
+Everything listens on 127.0.0.1 only. Run: `make bench` or
+`.venv/bin/python bench/scale.py --routes 100,1000`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from llm_failover.sandbox.cluster import EmulatedCluster
+from llm_failover.sandbox.providers import Behaviour, StandInProvider
+
+ROOT = Path(__file__).resolve().parents[1]
+CRD = ROOT / "crds" / "llmroutes.yaml"
+ROUTES_API = "/apis/llmfailover.dev/v1alpha1"
+MANAGED = "app.kubernetes.io/managed-by=llm-failover"
+ENDPOINTS, PRIMARIES, NAMESPACES = 20, 4, 10
+TOTAL_CPUS = os.cpu_count() or 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cpu: int) -> Any:
+    """A preexec_fn pinning the child to one CPU (when the machine has it)."""
+
+    def pin() -> None:
+        if cpu < TOTAL_CPUS:
+            os.sched_setaffinity(0, {cpu})
+
+    return pin
+
+
+# --- the cluster, in a process of its own -----------------------------------------------------
+
+
+def serve_cluster(url_file: Path) -> int:
+    """Child mode: serve the embedded cluster until SIGTERM; its URL goes to `url_file`."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmulatedCluster(crd_paths=[CRD]) as cluster:
+        url_file.write_text(cluster.url)
+        stop.wait()
+    return 0
+
+
+class Cluster:
+    def __init__(self, tmp: Path) -> None:
+        url_file = tmp / "cluster.url"
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-cluster", str(url_file)],
+            preexec_fn=pinned(1),
+        )
+        deadline = time.monotonic() + 60
+        while not url_file.exists() or not url_file.read_text():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit("the embedded cluster did not start")
+            time.sleep(0.1)
+        self.url = url_file.read_text()
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+        self.kubeconfig = tmp / "kubeconfig"
+        self.kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "bench", "cluster": {"server": self.url}}],
+                    "users": [{"name": "bench", "user": {}}],
+                    "contexts": [
+                        {"name": "bench", "context": {"cluster": "bench", "user": "bench"}}
+                    ],
+                    "current-context": "bench",
+                }
+            )
+        )
+
+    def create(self, path: str, obj: dict[str, Any]) -> None:
+        answer = self.http.post(path, json=obj)
+        if answer.status_code >= 300:
+            raise SystemExit(f"POST {path}: {answer.status_code} {answer.text[:300]}")
+
+    def config_maps(self) -> list[dict[str, Any]]:
+        answer = self.http.get("/api/v1/configmaps", params={"labelSelector": MANAGED})
+        items: list[dict[str, Any]] = answer.json().get("items", [])
+        return items
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+# --- the operator -------------------------------------------------------------------------------
+
+
+class Operator:
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.metrics_port, self.health_port = free_port(), free_port()
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "llm_failover.cli", "run",
+                 "--metrics-port", str(self.metrics_port),
+                 "--health-port", str(self.health_port)],
+                env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=pinned(0),
+            )  # fmt: skip
+        self.started = time.monotonic()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else 0.0
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30).text
+        found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for line in text.splitlines():
+            if line.startswith("#") or " " not in line:
+                continue
+            series, _, value = line.rpartition(" ")
+            name = series.split("{", 1)[0]
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', series))
+            found[(name, labels)] = float(value)
+        return found
+
+    def stop(self) -> float:
+        """SIGTERM; seconds until it exited."""
+        began = time.monotonic()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return float("inf")
+        return time.monotonic() - began
+
+
+def api_calls(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    for (name, labels), value in metrics.items():
+        if name == "llmfailover_api_requests_total":
+            found = dict(labels)
+            calls[f"{found['verb']} {found['resource']}"] += int(value)
+    return calls
+
+
+def timeouts(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> int:
+    return int(
+        sum(
+            value
+            for (name, labels), value in metrics.items()
+            if name == "llmfailover_probes_total" and ("state", "Timeout") in labels
+        )
+    )
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+def route(i: int, stand_ins: list[StandInProvider], interval: int) -> dict[str, Any]:
+    primary = i % PRIMARIES
+    backups = [PRIMARIES + (i + k) % (ENDPOINTS - PRIMARIES) for k in (0, 1)]
+    return {
+        "apiVersion": "llmfailover.dev/v1alpha1",
+        "kind": "LLMRoute",
+        "metadata": {"name": f"route-{i}", "namespace": f"bench-{i % NAMESPACES}"},
+        "spec": {
+            "providers": [
+                {
+                    "name": f"s{j}",
+                    "baseURL": stand_ins[j].base_url,
+                    "model": "gpt-4o",
+                    "apiKeySecretRef": {"name": f"key-{j}", "key": "api-key"},
+                }
+                for j in (primary, *backups)
+            ],
+            "healthCheck": {"intervalSeconds": interval, "timeoutSeconds": 5},
+            "target": {"configMapName": f"route-{i}-llm"},
+        },
+    }
+
+
+def wait(check: Any, timeout: float, what: str) -> float:
+    began = time.monotonic()
+    while not check():
+        if time.monotonic() - began > timeout:
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+    return time.monotonic() - began
+
+
+def watch_switches(
+    cluster: Cluster, names: set[str], provider: str, switched: dict[str, float]
+) -> threading.Thread:
+    """Record when each ConfigMap in `names` first names a provider other than `provider`."""
+    listed = cluster.http.get("/api/v1/configmaps", params={"labelSelector": MANAGED}).json()
+    version = listed["metadata"].get("resourceVersion", "")
+
+    def run() -> None:
+        params = {"watch": "true", "labelSelector": MANAGED, "resourceVersion": version}
+        with (
+            httpx.Client(base_url=cluster.url, timeout=None) as http,
+            http.stream("GET", "/api/v1/configmaps", params=params) as stream,
+        ):
+            for line in stream.iter_lines():
+                if not line:
+                    continue
+                obj = json.loads(line).get("object", {})
+                name = obj.get("metadata", {}).get("name")
+                named = (obj.get("data") or {}).get("LLM_PROVIDER")
+                if name in names and name not in switched and named not in (None, provider):
+                    switched[name] = time.time()
+                if len(switched) == len(names):
+                    return
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def one_run(routes: int, interval: int, rest: float, tmp: Path) -> dict[str, Any]:
+    stand_ins = [
+        StandInProvider(f"s{j}", api_key=f"sk-bench-{j:02d}-Xq9Lm2Nv8Rt4", slow_seconds=30).start()
+        for j in range(ENDPOINTS)
+    ]
+    cluster = Cluster(tmp)
+    operator: Operator | None = None
+    figures: dict[str, Any] = {"routes": routes}
+    try:
+        for n in range(NAMESPACES):
+            cluster.create("/api/v1/namespaces", {"metadata": {"name": f"bench-{n}"}})
+            for j, stand_in in enumerate(stand_ins):
+                cluster.create(
+                    f"/api/v1/namespaces/bench-{n}/secrets",
+                    {"metadata": {"name": f"key-{j}"}, "stringData": {"api-key": stand_in.api_key}},
+                )
+        for i in range(routes):
+            body = route(i, stand_ins, interval)
+            namespace = body["metadata"]["namespace"]
+            cluster.create(f"{ROUTES_API}/namespaces/{namespace}/llmroutes", body)
+
+        operator = Operator(cluster.kubeconfig, tmp / f"operator-{routes}.log")
+        wait(lambda: len(cluster.config_maps()) >= routes, 600, "every ConfigMap")
+        figures["converged_s"] = time.monotonic() - operator.started
+        time.sleep(2 * interval)  # backups' first probes land; route.json settles
+
+        # At rest.
+        before_cpu, before = operator.cpu_seconds(), operator.metrics()
+        before_probes = sum(len(s.requests) for s in stand_ins)
+        lag = 0.0
+        began = time.monotonic()
+        while time.monotonic() - began < rest:
+            time.sleep(2)
+            for (name, _), value in operator.metrics().items():
+                if name == "llmfailover_event_loop_lag_seconds":
+                    lag = max(lag, value)
+        elapsed = time.monotonic() - began
+        after_cpu, after = operator.cpu_seconds(), operator.metrics()
+        probes = sum(len(s.requests) for s in stand_ins) - before_probes
+        calls = api_calls(after) - api_calls(before)
+        per_minute = 60 / elapsed
+        figures.update(
+            cpu_s_per_min=(after_cpu - before_cpu) * per_minute,
+            calls_per_min=sum(calls.values()) * per_minute,
+            calls_by_kind={k: round(v * per_minute) for k, v in calls.most_common()},
+            status_patch_per_route_interval=calls["patch custom_object_status"]
+            / routes
+            / (elapsed / interval),
+            probes_per_interval=probes / (elapsed / interval),
+            false_timeouts=timeouts(after) - timeouts(before),
+            worst_lag_s=lag,
+        )
+
+        # A geo-block of the first primary: a quarter of the routes.
+        affected = {f"route-{i}-llm" for i in range(routes) if i % PRIMARIES == 0}
+        switched: dict[str, float] = {}
+        watcher = watch_switches(cluster, affected, "s0", switched)
+        writes_before = api_calls(operator.metrics())["patch config_map"]
+        blocked_at = time.time()
+        stand_ins[0].set(Behaviour.GEO_BLOCKED)
+        wait(lambda: len(switched) == len(affected), 300, "every affected ConfigMap switched")
+        watcher.join(timeout=5)
+        answered = min(r.time for r in stand_ins[0].requests if r.time >= blocked_at)
+        delays = [t - answered for t in switched.values()]
+        figures.update(
+            switch_p50_s=percentile(delays, 50),
+            switch_p99_s=percentile(delays, 99),
+            switch_max_s=max(delays),
+            writes_per_switched_route=(
+                api_calls(operator.metrics())["patch config_map"] - writes_before
+            )
+            / len(affected),
+            peak_rss_mb=operator.peak_rss_mb(),
+        )
+        figures["sigterm_s"] = operator.stop()
+        operator = None
+    finally:
+        if operator is not None:
+            operator.stop()
+        cluster.stop()
+        for stand_in in stand_ins:
+            stand_in.stop()
+    return figures
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    columns = [
+        ("routes", "routes", "{:d}"),
+        ("converged_s", "converged (s)", "{:.1f}"),
+        ("cpu_s_per_min", "CPU s/min at rest", "{:.1f}"),
+        ("calls_per_min", "API calls/min at rest", "{:,.0f}"),
+        ("status_patch_per_route_interval", "status PATCH/route/interval", "{:.2f}"),
+        ("probes_per_interval", f"probes/interval (of {ENDPOINTS})", "{:.1f}"),
+        ("false_timeouts", "false Timeouts", "{:d}"),
+        ("worst_lag_s", "worst loop lag (s)", "{:.2f}"),
+        ("peak_rss_mb", "peak RSS (MiB)", "{:.0f}"),
+        ("switch_p50_s", "switch p50 (s)", "{:.2f}"),
+        ("switch_p99_s", "switch p99 (s)", "{:.2f}"),
+        ("switch_max_s", "switch max (s)", "{:.2f}"),
+        ("writes_per_switched_route", "CM writes/switched route", "{:.2f}"),
+        ("sigterm_s", "SIGTERM→exit (s)", "{:.1f}"),
+    ]
+    lines = ["| " + " | ".join(title for _, title, _ in columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |")
+    for row in rows:
+        lines.append(f"\nAPI calls/min at rest, {row['routes']} routes: {row['calls_by_kind']}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--routes", default="100,1000", help="route counts, comma-separated")
+    parser.add_argument("--interval", type=int, default=10, help="intervalSeconds of every route")
+    parser.add_argument("--rest", type=float, default=60, help="seconds measured at rest")
+    parser.add_argument("--serve-cluster", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_cluster is not None:
+        return serve_cluster(args.serve_cluster)
+    counts = [int(n) for n in args.routes.split(",") if n]
+    print(
+        f"scale: {counts} routes, {ENDPOINTS} endpoints, 3 providers per route, interval "
+        f"{args.interval} s, {args.rest:.0f} s at rest; operator on CPU 0, cluster on CPU 1 "
+        f"({TOTAL_CPUS} CPUs)",
+        flush=True,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        for count in counts:
+            rows.append(one_run(count, args.interval, args.rest, Path(tmp)))
+            print(f"  {count} routes done: {rows[-1]}", flush=True)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
