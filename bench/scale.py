@@ -396,7 +396,9 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for count in counts:
-            rows.append(one_run(count, args.interval, args.rest, Path(tmp)))
+            run = Path(tmp) / f"routes-{count}"
+            run.mkdir()
+            rows.append(one_run(count, args.interval, args.rest, run))
             print(f"  {count} routes done: {rows[-1]}", flush=True)
     print(table(rows))
     return 0

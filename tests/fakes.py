@@ -26,6 +26,7 @@ class FakeCluster:
     writes: list[tuple[str, str]] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
     """Method name → how many of its next calls raise KubeError (API-fault injection)."""
+    status_writes: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
     """Method name → how many of its next calls the server refuses (403, as RBAC would)."""
     gone: bool = False
@@ -96,6 +97,7 @@ class FakeCluster:
         if self.gone:
             raise RouteGone(f"LLMRoute {namespace}/{name} not found")
         self.status = copy.deepcopy(dict(status))
+        self.status_writes += 1
 
     async def post_event(
         self, route: RouteRef, *, type: str, reason: str, message: str, now: datetime

@@ -361,3 +361,57 @@ async def test_a_restarted_operator_does_not_restamp() -> None:
     w.controller = restarted
     await w.step(S.HEALTHY)
     assert len(w.cluster.writes) == writes  # neither the ConfigMap nor the Deployment
+
+
+# --- what is worth a status write (issue 12) ----------------------------------------------------
+
+
+async def test_a_probe_that_changes_nothing_writes_nothing_until_the_heartbeat() -> None:
+    w = World()
+    w.controller.update(body())
+    for _ in range(3):
+        await w.step(S.HEALTHY)
+    writes = w.cluster.status_writes
+    for _ in range(10):
+        await w.step(S.HEALTHY)  # new probe times, latencies and streaks: metrics, not status
+    assert w.cluster.status_writes == writes
+    w.controller._status_written_at -= Settings().status_heartbeat_seconds  # heartbeat due
+    await w.step(S.HEALTHY)
+    assert w.cluster.status_writes == writes + 1
+    entry = next(p for p in w.cluster.status["providers"] if p["name"] == "openai")
+    assert entry["consecutiveSuccesses"] == 14  # the per-probe facts, brought up to date
+    await w.step(S.HEALTHY)
+    assert w.cluster.status_writes == writes + 1
+
+
+async def test_a_threshold_crossing_writes_once() -> None:
+    w = World()
+    w.controller.update(body())  # failureThreshold 2
+    for _ in range(3):
+        await w.step(S.HEALTHY)
+    writes = w.cluster.status_writes
+    await w.step(S.SERVER_ERROR)  # the state changes: written
+    assert w.cluster.status_writes == writes + 1
+    assert w.provider() == "openai"
+    await w.step(S.SERVER_ERROR)  # the threshold: ejected, failed over, written once
+    assert w.cluster.status_writes == writes + 2
+    assert w.provider() == "qwen"
+    await w.step(S.SERVER_ERROR)  # a longer streak: nothing new
+    await w.step(S.SERVER_ERROR)
+    assert w.cluster.status_writes == writes + 2
+
+
+async def test_our_own_status_coming_back_through_the_watch_wakes_nothing() -> None:
+    w = World()
+    route = body()
+    w.controller.update(route)
+    await w.step(S.HEALTHY)
+    w.controller._wake.clear()
+    w.controller.update({**route, "status": w.cluster.status})
+    assert not w.controller._wake.is_set()
+    w.controller.update({**route, "status": {**w.cluster.status, "failoverCount": 7}})
+    assert w.controller._wake.is_set()  # someone else's write: looked at again
+    w.controller._wake.clear()
+    edited = body(failback="Manual")
+    w.controller.update({**edited, "status": w.controller._status})
+    assert w.controller._wake.is_set()  # a spec change

@@ -20,6 +20,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 < s <= 86400)")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-failover",
@@ -47,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--metrics-port", type=_port, default=Settings.metrics_port, metavar="PORT")
     run.add_argument("--health-port", type=_port, default=Settings.health_port, metavar="PORT")
+    run.add_argument(
+        "--status-heartbeat",
+        type=_seconds,
+        default=Settings.status_heartbeat_seconds,
+        metavar="SECONDS",
+        help="how often a route's status is written when only per-probe facts changed "
+        f"(default {Settings.status_heartbeat_seconds:.0f})",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
     probe = commands.add_parser(
@@ -109,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespace),
         metrics_port=args.metrics_port,
         health_port=args.health_port,
+        status_heartbeat_seconds=args.status_heartbeat,
     )
 
     async def main_async() -> None:

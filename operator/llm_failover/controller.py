@@ -48,6 +48,7 @@ from llm_failover.status import (
     health_from_status,
     provider_entries,
     ready_event,
+    significant,
     timestamp,
     transition_events,
 )
@@ -118,6 +119,7 @@ class RouteController:
         self._failover_count = 0
         self._last_failover: dict[str, Any] | None = None
         self._status: dict[str, Any] = {}
+        self._status_written_at = time.monotonic()  # a restart is no reason for a write
         # object kind → (name, data) we know is there; dropped when someone else changes it
         self._written: dict[str, tuple[str, Mapping[str, str]]] = {}
         self._pending: list[Event] = []  # Events not posted yet: they survive a failed write
@@ -138,10 +140,12 @@ class RouteController:
         was overtaken), it no longer matches what we believe we wrote, and the next reconcile
         writes ours again instead of skipping an "unchanged" status for good.
         """
-        self._body = body
+        previous, self._body = self._body, body
         observed = body.get("status")
         if self._seeded and isinstance(observed, Mapping) and observed != self._status:
             self._status = dict(observed)
+        elif previous and previous.get("spec") == body.get("spec"):
+            return  # our own status write coming back: nothing to decide
         self._wake.set()
 
     async def run(self) -> None:
@@ -617,7 +621,7 @@ class RouteController:
             status["activeSince"] = self._active_since
         if self._last_failover is not None:
             status["lastFailover"] = self._last_failover
-        await self._patch_status(status)
+        await self._patch_status(status, routine=True)
         # Announced only once the status saying so is written: a retry computes it again.
         self._queue([event] if event is not None else [])
         self._metrics.route_state(
@@ -655,11 +659,19 @@ class RouteController:
         self._queue([event] if event else [])
         await self._post_pending(now)
 
-    async def _patch_status(self, status: dict[str, Any]) -> None:
+    async def _patch_status(self, status: dict[str, Any], *, routine: bool = False) -> None:
+        """Write the status if it changed; a `routine` one (a probe's facts alone) only once
+        the heartbeat is due."""
         if status == self._status:
+            return
+        heartbeat_due = (
+            time.monotonic() - self._status_written_at >= self._settings.status_heartbeat_seconds
+        )
+        if routine and not heartbeat_due and significant(status) == significant(self._status):
             return
         await self._kube.patch_route_status(self.ref.namespace, self.ref.name, status)
         self._status = status
+        self._status_written_at = time.monotonic()
 
     async def _post_pending(self, now: datetime) -> None:
         """Post queued Events in order; what the API server refuses waits for the retry."""

@@ -25,6 +25,10 @@ class Settings:
     probe_concurrency_per_namespace: int = 32
     """A namespace's fair share of `probe_concurrency`: a namespace whose providers all hang
     holds at most this many slots, and every other namespace's probes still run."""
+    status_heartbeat_seconds: float = 300.0
+    """Seconds between status writes when nothing a person or a restarted operator needs has
+    changed: per-probe facts (last probe time, latency, streaks below a threshold, the latest
+    answer's message) reach the status at most this often; metrics carry them meanwhile."""
     retry_seconds: float = 5.0
     """Seconds before a reconcile that failed on an API error is tried again."""
     watch_timeout_seconds: int = 300

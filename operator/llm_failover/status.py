@@ -105,6 +105,34 @@ def provider_entries(
     return entries
 
 
+PER_PROBE = frozenset(
+    {
+        "lastProbeTime",
+        "latencyMilliseconds",
+        "consecutiveFailures",
+        "consecutiveSuccesses",
+        "httpStatus",
+        "message",
+    }
+)
+"""Provider fields that change with every probe: written with anything that matters, or at the
+heartbeat. A streak crossing its threshold changes `ejected` or `eligible`, which matter."""
+
+
+def significant(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status without its per-probe facts: what a change of is worth a write at once."""
+    found = dict(status)
+    providers = found.get("providers")
+    if isinstance(providers, list):
+        found["providers"] = [
+            {k: v for k, v in entry.items() if k not in PER_PROBE}
+            if isinstance(entry, Mapping)
+            else entry
+            for entry in providers
+        ]
+    return found
+
+
 def health_from_status(entry: Mapping[str, Any]) -> ProviderHealth:
     """Rebuild a provider's health from its status entry: how a restarted operator resumes."""
     try:
