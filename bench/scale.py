@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,6 +84,7 @@ def serve_cluster(url_file: Path) -> int:
 class Cluster:
     def __init__(self, tmp: Path) -> None:
         url_file = tmp / "cluster.url"
+        url_file.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--serve-cluster", str(url_file)],
             preexec_fn=pinned(1),
@@ -266,7 +268,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def one_run(routes: int, interval: int, rest: float, tmp: Path) -> dict[str, Any]:
+def one_run(
+    routes: int, interval: int, rest: float, tmp: Path, profile: str | None
+) -> dict[str, Any]:
     stand_ins = [
         StandInProvider(f"s{j}", api_key=f"sk-bench-{j:02d}-Xq9Lm2Nv8Rt4", slow_seconds=30).start()
         for j in range(ENDPOINTS)
@@ -296,14 +300,27 @@ def one_run(routes: int, interval: int, rest: float, tmp: Path) -> dict[str, Any
         before_cpu, before = operator.cpu_seconds(), operator.metrics()
         before_probes = sum(len(s.requests) for s in stand_ins)
         lag = 0.0
+        spy = None
+        if profile is not None:  # where the operator's time goes at rest
+            spy = subprocess.Popen(
+                [profile, "record", "--pid", str(operator.process.pid), "--duration",
+                 str(int(rest)), "--format", "speedscope", "--output",
+                 str(tmp / f"profile-{routes}.json")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         began = time.monotonic()
         while time.monotonic() - began < rest:
-            time.sleep(2)
+            time.sleep(min(10, rest))  # the gauge is the worst of the last 10 s; a Prometheus
+            # scrapes about as often (every scrape of /metrics costs the operator CPU too)
             for (name, _), value in operator.metrics().items():
                 if name == "llmfailover_event_loop_lag_seconds":
                     lag = max(lag, value)
         elapsed = time.monotonic() - began
         after_cpu, after = operator.cpu_seconds(), operator.metrics()
+        if spy is not None:
+            spy.wait(timeout=60)
+            figures["profile"] = str(tmp / f"profile-{routes}.json")
         probes = sum(len(s.requests) for s in stand_ins) - before_probes
         calls = api_calls(after) - api_calls(before)
         per_minute = 60 / elapsed
@@ -382,6 +399,12 @@ def main() -> int:
     parser.add_argument("--routes", default="100,1000", help="route counts, comma-separated")
     parser.add_argument("--interval", type=int, default=10, help="intervalSeconds of every route")
     parser.add_argument("--rest", type=float, default=60, help="seconds measured at rest")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="keep a py-spy profile of the operator at rest in DIR (pip install py-spy)",
+    )
     parser.add_argument("--serve-cluster", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_cluster is not None:
@@ -393,12 +416,18 @@ def main() -> int:
         f"({TOTAL_CPUS} CPUs)",
         flush=True,
     )
+    spy = None
+    if args.profile is not None:
+        spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        if spy is None:
+            raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for count in counts:
-            run = Path(tmp) / f"routes-{count}"
-            run.mkdir()
-            rows.append(one_run(count, args.interval, args.rest, run))
+            run = args.profile if args.profile is not None else Path(tmp) / f"routes-{count}"
+            run.mkdir(exist_ok=True)
+            rows.append(one_run(count, args.interval, args.rest, run, spy))
             print(f"  {count} routes done: {rows[-1]}", flush=True)
     print(table(rows))
     return 0

@@ -363,6 +363,7 @@ async def test_a_refused_key_refresh_keeps_failing_over_with_the_keys_read_befor
     await w.step(S.HEALTHY)
     assert w.controller._keys is not None
     w.controller._keys = dataclasses.replace(w.controller._keys, read_at=-1e9)  # refresh due
+    w.controller._secrets._values.clear()  # and the shared value too old
     w.cluster.refusals["read_secret"] = 1
     await w.step(S.GEO_BLOCKED)
     assert w.provider() == "qwen"  # failed over all the same
@@ -375,6 +376,7 @@ async def test_a_refused_key_refresh_keeps_failing_over_with_the_keys_read_befor
     assert next_try is not None
     assert next_try <= w.controller._settings.retry_seconds + 0.1  # asked again soon
     w.controller._keys = dataclasses.replace(w.controller._keys, read_at=-1e9)
+    w.controller._secrets._values.clear()
     await w.step(S.GEO_BLOCKED)  # granted again: read, and Ready again
     ready = next(c for c in w.cluster.status["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "ProviderActive"

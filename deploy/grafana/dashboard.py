@@ -464,6 +464,27 @@ def internal_errors() -> timeseries.Panel:
     )
 
 
+def api_requests() -> timeseries.Panel:
+    expr = "sum by (verb, resource) (rate(llmfailover_api_requests_total[$__rate_interval])) * 60"
+    return (
+        timeseries.Panel()
+        .title("Kubernetes API calls")
+        .description(
+            "The operator's own calls to the Kubernetes API per minute, by verb and resource "
+            "(llmfailover_api_requests_total; kopf's lists and watches aside). At rest this "
+            "stays near zero whatever the number of routes: writes come with changes, key "
+            "Secrets are read once per Secret and refresh period."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{verb}} {{resource}}"))
+        .unit("short")
+        .min(0)
+        .legend(legend_table("mean"))
+        .span(12)
+        .height(7)
+    )
+
+
 def loop_lag() -> timeseries.Panel:
     return (
         timeseries.Panel()
@@ -547,6 +568,7 @@ def build() -> models.Dashboard:
         .with_row(builders.Row("Operator health"))
         .with_panel(internal_errors())
         .with_panel(loop_lag())
+        .with_panel(api_requests())
         .build()
     )
     # Ids in layout order, so that adding a panel never needs a hand-picked number.

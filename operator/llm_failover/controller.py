@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -38,6 +40,7 @@ from llm_failover.policy import Condition, Decision, Reason, decide
 from llm_failover.prober import Clock, Endpoint, ProbeSource, Schedule
 from llm_failover.redact import Redactor
 from llm_failover.routing import KEY_NAMES, RoutingOutput, routing_output
+from llm_failover.secretcache import SecretCache
 from llm_failover.settings import Settings
 from llm_failover.spec import RouteSpec, SpecError, parse_route_spec
 from llm_failover.state import ProviderState
@@ -90,6 +93,8 @@ class Services:
     metrics: Metrics
     redactor: Redactor = field(default_factory=Redactor)
     watchdog: Watchdog = field(default_factory=Watchdog)
+    secrets: SecretCache | None = None
+    """Key Secrets shared by all routes (else each controller reads its own)."""
 
 
 class RouteController:
@@ -103,9 +108,11 @@ class RouteController:
         self._metrics = services.metrics
         self._redactor = services.redactor
         self._watchdog = services.watchdog
+        self._secrets = services.secrets or SecretCache(services.kube.read_secret)
         self._wake = asyncio.Event()
         self._body: Mapping[str, Any] = {}
         self._spec: RouteSpec | None = None  # the last valid spec: its schedule windows wake us
+        self._parsed: tuple[Any, str, RouteSpec] | None = None  # raw spec, canonical, parsed
         self._seeded = False
         self._decided_spec: str | None = None  # canonical JSON of the spec last decided on
         self._observed_generation: int | None = None
@@ -258,7 +265,9 @@ class RouteController:
             if ref is None:
                 continue
             if ref.name not in secrets:
-                secrets[ref.name] = await self._kube.read_secret(self.ref.namespace, ref.name)
+                secrets[ref.name] = await self._secrets.read(
+                    self.ref.namespace, ref.name, max_age=self._settings.key_refresh_seconds / 2
+                )
             data = secrets[ref.name]
             where = f"spec.providers[{index}].apiKeySecretRef"
             secret = f"Secret {self.ref.namespace}/{ref.name}"
@@ -271,7 +280,10 @@ class RouteController:
                 values[provider.name] = found.key
                 if found.problem is not None:
                     problems[provider.name] = f"{where}: {secret} key {ref.key!r} {found.problem}"
-        keys = Keys(values=values, problems=problems, read_at=time.monotonic())
+        # A little earlier than now, at random: routes created together do not all refresh
+        # together a minute later.
+        jitter = random.uniform(0, 0.2 * self._settings.key_refresh_seconds)
+        keys = Keys(values=values, problems=problems, read_at=time.monotonic() - jitter)
         self._redactor.remember(keys.secrets)
         if self._keys is not None:
             self._redactor.forget(self._keys.secrets)
@@ -343,9 +355,8 @@ class RouteController:
         now = self._clock()
         generation = body.get("metadata", {}).get("generation")
         raw_spec = body.get("spec")
-        canonical = json.dumps(raw_spec, sort_keys=True, default=str)
         try:
-            spec = parse_route_spec(raw_spec, route_name=self.ref.name, catalog=self._catalog)
+            canonical, spec = self._parse(raw_spec)
         except SpecError as exc:
             self._spec = None
             self._prober.unsubscribe(self.key)
@@ -381,10 +392,10 @@ class RouteController:
                 self._keys = replace(self._keys, read_at=time.monotonic() - retry_in)
             else:
                 self._folded_problems.clear()
-                # Re-check the targets now and then: someone may have edited them, or created a
-                # missing restart target.
-                self._written.clear()
-                self._stamped = None
+                # Edits of the ConfigMap and Secret come through the watch; a missing restart
+                # target may have been created since.
+                if changed or self._missing:
+                    self._stamped = None
                 self._subscribe(spec, self._keys)
         for gone in set(self._health) - {p.name for p in spec.providers}:
             del self._health[gone]
@@ -424,6 +435,15 @@ class RouteController:
             log.error("%s: %s", self.key, message)
             ready = Condition("Ready", False, Reason.FORBIDDEN, message)
         await self._report(spec, decision, ready, generation, now)
+
+    def _parse(self, raw_spec: Any) -> tuple[str, RouteSpec]:
+        """The spec parsed, and its canonical JSON: parsed again only when it changed."""
+        if self._parsed is not None and self._parsed[0] == raw_spec:
+            return self._parsed[1], self._parsed[2]
+        canonical = json.dumps(raw_spec, sort_keys=True, default=str)
+        spec = parse_route_spec(raw_spec, route_name=self.ref.name, catalog=self._catalog)
+        self._parsed = (copy.deepcopy(raw_spec), canonical, spec)
+        return canonical, spec
 
     async def _resume_from_output(self, spec: RouteSpec, keys: Keys) -> None:
         """The routing output written last is evidence too. A crash between the writes of one

@@ -31,6 +31,7 @@ from llm_failover.manager import RouteManager
 from llm_failover.metrics import Metrics
 from llm_failover.prober import ProbeGate, Prober, utc_now
 from llm_failover.redact import Redactor
+from llm_failover.secretcache import SecretCache
 from llm_failover.settings import Settings
 from llm_failover.supervision import LoopLag, Stalled, Watchdog, supervise
 
@@ -121,6 +122,7 @@ def build_registry() -> kopf.OperatorRegistry:
                 metrics=metrics,
                 redactor=redactor,
                 watchdog=watchdog,
+                secrets=SecretCache(memo.kube.read_secret),
             )
         )
         lag = LoopLag()

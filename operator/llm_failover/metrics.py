@@ -27,6 +27,7 @@ class _RouteSeries:
 
     providers: set[str] = field(default_factory=set)
     failovers: set[tuple[str, str, str]] = field(default_factory=set)
+    shown: tuple[object, ...] | None = None  # what the gauges were last set to
 
 
 class Metrics:
@@ -154,6 +155,11 @@ class Metrics:
     ) -> None:
         """Set a route's per-provider gauges; providers no longer in its spec lose their series."""
         series = self._series.setdefault((namespace, route), _RouteSeries())
+        providers = tuple(providers)
+        shown = (providers, active, failed_over)
+        if shown == series.shown:
+            return  # every reconcile reports; the gauges change far less often
+        series.shown = shown
         current = set()
         for name, state, eligible in providers:
             current.add(name)
