@@ -14,8 +14,9 @@ class Settings:
     health_port: int = 8081
     """Port of the liveness endpoint `/healthz`, apart from metrics so a scrape cannot starve it."""
     key_refresh_seconds: float = 60.0
-    """Seconds between re-reads of the key Secrets: a rotated key is used within this time,
-    without an API call per probe (and without the cluster-wide Secret watch that would need)."""
+    """Seconds between re-reads of a route's key Secrets, each Secret read once for all the
+    routes using it (`secretcache`, values at most half this old): a rotated key is used within
+    1.5 times this, without an API call per probe or route."""
     max_body_bytes: int = 64 * 1024
     """Bytes of a probe answer read at most: error bodies are small; a wrong base URL may serve
     megabytes."""
