@@ -496,6 +496,17 @@ class RealCluster:
         found: dict[str, Any] = answer.json()
         return found
 
+    def delete_namespaces(self, names: set[str], *, timeout: float = 60) -> None:
+        """Delete the namespaces and wait until the namespace controller has removed them (so
+        a test can make one of the same name anew)."""
+        for name in names:
+            self.delete(group="", version="v1", plural="namespaces", namespace=None, name=name)
+        deadline = time.monotonic() + timeout
+        while any(self.exists("namespaces", name) for name in names):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"namespaces {sorted(names)} not deleted in {timeout:.0f} s")
+            time.sleep(0.2)
+
     def exists(self, plural: str, name: str) -> bool:
         """Whether the cluster-scoped core object (a namespace, say) exists."""
         return (

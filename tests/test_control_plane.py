@@ -208,11 +208,7 @@ def server_dry_run(
     try:
         done = kubectl(plane, "apply", "--dry-run=server", "-f", str(manifest), ok=False)
     finally:
-        for namespace in made:
-            real.delete(group="", version="v1", plural="namespaces", namespace=None, name=namespace)
-        for namespace in made:
-            wait_for(lambda n=namespace: not real.exists("namespaces", n), timeout=60,
-                     what=f"namespace {namespace} to be deleted")  # fmt: skip
+        real.delete_namespaces(made)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("(server dry run)") == len(objects), done.stdout
 

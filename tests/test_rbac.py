@@ -209,11 +209,7 @@ def on_real_server(
     try:
         exercise(env, operator, stand_ins)
     finally:
-        for name in namespaces:
-            real.delete(group="", version="v1", plural="namespaces", namespace=None, name=name)
-        for name in namespaces:  # gone before the next test makes it anew
-            wait_for(lambda name=name: not real.exists("namespaces", name), timeout=60,
-                     what=f"namespace {name} to be deleted")  # fmt: skip
+        real.delete_namespaces(namespaces)  # gone before the next test makes it anew
     audited = real.audited(user)
     denied = [f"{a.method} {a.path}: {a.message}" for a in audited if a.denied]
     assert not denied, "the RBAC denied the operator:\n" + "\n".join(denied)
