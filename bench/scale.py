@@ -29,12 +29,14 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,10 @@ def serve_cluster(url_file: Path) -> int:
 
 
 class Cluster:
+    """The embedded cluster (`llm_failover.sandbox`), in a process of its own on CPU 1."""
+
+    name = "embedded"
+
     def __init__(self, tmp: Path) -> None:
         url_file = tmp / "cluster.url"
         url_file.unlink(missing_ok=True)
@@ -112,6 +118,9 @@ class Cluster:
             )
         )
 
+    def client(self, timeout: float | None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
     def create(self, path: str, obj: dict[str, Any]) -> None:
         answer = self.http.post(path, json=obj)
         if answer.status_code >= 300:
@@ -126,6 +135,47 @@ class Cluster:
         self.http.close()
         self.process.terminate()
         self.process.wait(timeout=30)
+
+
+class RealControlPlane(Cluster):
+    """etcd + kube-apiserver + kube-controller-manager built from the official Kubernetes Go
+    modules (tests/controlplane/, built once into the cache), on CPU 1; the operator uses the
+    admin's kubeconfig (the RBAC it runs under in a cluster is tested in tests/test_rbac.py)."""
+
+    name = "real"
+
+    def __init__(self, tmp: Path) -> None:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from controlplane import ControlPlane, build
+
+        self.plane = ControlPlane(build(lambda line: print(f"  {line}", flush=True))).start()
+        for process in self.plane.processes.values():  # every thread, the ones to come too
+            for task in Path(f"/proc/{process.pid}/task").iterdir():
+                os.sched_setaffinity(int(task.name), {1} if TOTAL_CPUS > 1 else {0})
+        self.url = self.plane.url
+        self.kubeconfig = self.plane.kubeconfig
+        self.http = self.client(60)
+        kubectl = ["kubectl", "--kubeconfig", str(self.kubeconfig)]
+        subprocess.run([*kubectl, "apply", "-f", str(CRD)], check=True, capture_output=True)
+        subprocess.run(
+            [*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
+             "crd/llmroutes.llmfailover.dev"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+    def client(self, timeout: float | None) -> httpx.Client:
+        pki = self.plane.certificates
+        context = ssl.create_default_context(cafile=str(pki.path("ca.crt")))
+        context.load_cert_chain(str(pki.path("admin.crt")), str(pki.path("admin.key")))
+        return httpx.Client(base_url=self.url, verify=context, timeout=timeout)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.plane.remove()
+
+
+CLUSTERS: dict[str, type[Cluster]] = {"embedded": Cluster, "real": RealControlPlane}
 
 
 # --- the operator -------------------------------------------------------------------------------
@@ -244,7 +294,7 @@ def watch_switches(
     def run() -> None:
         params = {"watch": "true", "labelSelector": MANAGED, "resourceVersion": version}
         with (
-            httpx.Client(base_url=cluster.url, timeout=None) as http,
+            cluster.client(None) as http,
             http.stream("GET", "/api/v1/configmaps", params=params) as stream,
         ):
             for line in stream.iter_lines():
@@ -269,15 +319,15 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def one_run(
-    routes: int, interval: int, rest: float, tmp: Path, profile: str | None
+    kind: str, routes: int, interval: int, rest: float, tmp: Path, profile: str | None
 ) -> dict[str, Any]:
     stand_ins = [
         StandInProvider(f"s{j}", api_key=f"sk-bench-{j:02d}-Xq9Lm2Nv8Rt4", slow_seconds=30).start()
         for j in range(ENDPOINTS)
     ]
-    cluster = Cluster(tmp)
+    cluster = CLUSTERS[kind](tmp)
     operator: Operator | None = None
-    figures: dict[str, Any] = {"routes": routes}
+    figures: dict[str, Any] = {"cluster": kind, "routes": routes}
     try:
         for n in range(NAMESPACES):
             cluster.create("/api/v1/namespaces", {"metadata": {"name": f"bench-{n}"}})
@@ -286,10 +336,14 @@ def one_run(
                     f"/api/v1/namespaces/bench-{n}/secrets",
                     {"metadata": {"name": f"key-{j}"}, "stringData": {"api-key": stand_in.api_key}},
                 )
-        for i in range(routes):
+
+        def create_route(i: int) -> None:
             body = route(i, stand_ins, interval)
             namespace = body["metadata"]["namespace"]
             cluster.create(f"{ROUTES_API}/namespaces/{namespace}/llmroutes", body)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(create_route, range(routes)))
 
         operator = Operator(cluster.kubeconfig, tmp / f"operator-{routes}.log")
         wait(lambda: len(cluster.config_maps()) >= routes, 600, "every ConfigMap")
@@ -299,7 +353,7 @@ def one_run(
         # At rest.
         before_cpu, before = operator.cpu_seconds(), operator.metrics()
         before_probes = sum(len(s.requests) for s in stand_ins)
-        lag = 0.0
+        lag = scrape = 0.0
         spy = None
         if profile is not None:  # where the operator's time goes at rest
             spy = subprocess.Popen(
@@ -313,7 +367,10 @@ def one_run(
         while time.monotonic() - began < rest:
             time.sleep(min(10, rest))  # the gauge is the worst of the last 10 s; a Prometheus
             # scrapes about as often (every scrape of /metrics costs the operator CPU too)
-            for (name, _), value in operator.metrics().items():
+            scraped = time.monotonic()
+            now = operator.metrics()
+            scrape = max(scrape, time.monotonic() - scraped)
+            for (name, _), value in now.items():
                 if name == "llmfailover_event_loop_lag_seconds":
                     lag = max(lag, value)
         elapsed = time.monotonic() - began
@@ -334,6 +391,8 @@ def one_run(
             probes_per_interval=probes / (elapsed / interval),
             false_timeouts=timeouts(after) - timeouts(before),
             worst_lag_s=lag,
+            series=len(after),
+            scrape_s=scrape,
         )
 
         # A geo-block of the first primary: a quarter of the routes.
@@ -370,7 +429,8 @@ def one_run(
 
 def table(rows: list[dict[str, Any]]) -> str:
     columns = [
-        ("routes", "routes", "{:d}"),
+        ("cluster", "cluster", "{}"),
+        ("routes", "routes", "{:,d}"),
         ("converged_s", "converged (s)", "{:.1f}"),
         ("cpu_s_per_min", "CPU s/min at rest", "{:.1f}"),
         ("calls_per_min", "API calls/min at rest", "{:,.0f}"),
@@ -378,6 +438,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("probes_per_interval", f"probes/interval (of {ENDPOINTS})", "{:.1f}"),
         ("false_timeouts", "false Timeouts", "{:d}"),
         ("worst_lag_s", "worst loop lag (s)", "{:.2f}"),
+        ("series", "/metrics series", "{:,d}"),
+        ("scrape_s", "/metrics scrape (s)", "{:.2f}"),
         ("peak_rss_mb", "peak RSS (MiB)", "{:.0f}"),
         ("switch_p50_s", "switch p50 (s)", "{:.2f}"),
         ("switch_p99_s", "switch p99 (s)", "{:.2f}"),
@@ -390,13 +452,22 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |")
     for row in rows:
-        lines.append(f"\nAPI calls/min at rest, {row['routes']} routes: {row['calls_by_kind']}")
+        lines.append(
+            f"\nAPI calls/min at rest, {row['cluster']} cluster, {row['routes']:,} routes: "
+            f"{row['calls_by_kind']}"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--routes", default="100,1000", help="route counts, comma-separated")
+    parser.add_argument("--routes", default="100,1000,10000", help="route counts, comma-separated")
+    parser.add_argument(
+        "--cluster",
+        default="embedded,real",
+        help="embedded (llm_failover.sandbox), real (tests/controlplane/, built with Go on first "
+        "use), or both, comma-separated",
+    )
     parser.add_argument("--interval", type=int, default=10, help="intervalSeconds of every route")
     parser.add_argument("--rest", type=float, default=60, help="seconds measured at rest")
     parser.add_argument(
@@ -410,10 +481,13 @@ def main() -> int:
     if args.serve_cluster is not None:
         return serve_cluster(args.serve_cluster)
     counts = [int(n) for n in args.routes.split(",") if n]
+    kinds = [k for k in args.cluster.split(",") if k]
+    if unknown := set(kinds) - set(CLUSTERS):
+        raise SystemExit(f"--cluster: unknown {sorted(unknown)}; choose from {sorted(CLUSTERS)}")
     print(
-        f"scale: {counts} routes, {ENDPOINTS} endpoints, 3 providers per route, interval "
-        f"{args.interval} s, {args.rest:.0f} s at rest; operator on CPU 0, cluster on CPU 1 "
-        f"({TOTAL_CPUS} CPUs)",
+        f"scale: {kinds} clusters, {counts} routes, {ENDPOINTS} endpoints, 3 providers per "
+        f"route, interval {args.interval} s, {args.rest:.0f} s at rest; operator on CPU 0, "
+        f"cluster on CPU 1 ({TOTAL_CPUS} CPUs)",
         flush=True,
     )
     spy = None
@@ -424,11 +498,13 @@ def main() -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        for count in counts:
-            run = args.profile if args.profile is not None else Path(tmp) / f"routes-{count}"
-            run.mkdir(exist_ok=True)
-            rows.append(one_run(count, args.interval, args.rest, run, spy))
-            print(f"  {count} routes done: {rows[-1]}", flush=True)
+        for kind in kinds:
+            for count in counts:
+                run = args.profile or Path(tmp)
+                run = run / f"{kind}-{count}"
+                run.mkdir(parents=True, exist_ok=True)
+                rows.append(one_run(kind, count, args.interval, args.rest, run, spy))
+                print(f"  {kind} cluster, {count} routes done: {rows[-1]}", flush=True)
     print(table(rows))
     return 0
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llm_failover.classifier import Classification
 from llm_failover.kube import Forbidden, KubeError, RouteGone, RouteRef
-from llm_failover.prober import Endpoint, Report, Schedule
+from llm_failover.prober import Endpoint, Report, Schedule, in_run
 from llm_failover.state import ProviderState
 
 
@@ -31,8 +31,11 @@ class FakeCluster:
     """Method name → how many of its next calls the server refuses (403, as RBAC would)."""
     gone: bool = False
     """The route was deleted: its status cannot be written (RouteGone)."""
+    calls: list[str] = field(default_factory=list)
+    """Every call, by method name, in order."""
 
     def _fault(self, method: str) -> None:
+        self.calls.append(method)
         if self.failures.get(method, 0) > 0:
             self.failures[method] -= 1
             raise KubeError(f"500 injected: {method}")
@@ -132,7 +135,7 @@ class FakeProbes:
     subscribed: dict[str, Mapping[Endpoint, Schedule]] = field(default_factory=dict)
     tenants: dict[str, str] = field(default_factory=dict)
     results: dict[str, Report] = field(default_factory=dict)
-    sequence: int = 0
+    eager: dict[str, frozenset[Endpoint]] = field(default_factory=dict)
 
     def subscribe(
         self,
@@ -144,9 +147,14 @@ class FakeProbes:
     ) -> None:
         self.subscribed[subscriber] = endpoints
         self.tenants[subscriber] = tenant
+        self.eager[subscriber] = self.eager.get(subscriber, frozenset()) & endpoints.keys()
 
     def unsubscribe(self, subscriber: str) -> None:
         self.subscribed.pop(subscriber, None)
+        self.eager.pop(subscriber, None)
+
+    def attend(self, subscriber: str, endpoints: Iterable[Endpoint]) -> None:
+        self.eager[subscriber] = frozenset(endpoints)
 
     def latest(self, endpoint: Endpoint) -> Report | None:
         return self.results.get(endpoint.base_url)
@@ -160,11 +168,10 @@ class FakeProbes:
         status: int = 0,
         latency: int = 20,
     ) -> None:
-        self.sequence += 1
+        """One more answer of `base_url`, numbered and placed in its run as the prober does."""
         message = "" if state is ProviderState.HEALTHY else f"{state} from {base_url}"
-        self.results[base_url] = Report(
-            self.sequence, at, Classification(state, message, status or None), latency
-        )
+        report = Report(1, at, Classification(state, message, status or None), latency)
+        self.results[base_url] = in_run(self.results.get(base_url), report)
 
 
 @dataclass

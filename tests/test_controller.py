@@ -4,6 +4,7 @@ routing output, status, Events and every route metric's exact value through one 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from llm_failover.prober import Credential, Endpoint, Prober, Schedule
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from llm_failover.settings import Settings
 from llm_failover.state import ProviderState as S
+from llm_failover.status import timestamp
 
 NS, ROUTE = "shop", "chat"
 OPENAI, QWEN = "http://openai.test/v1", "http://qwen.test/v1"
@@ -114,7 +116,9 @@ async def test_a_failover_scenario_step_by_step(world: World) -> None:
     assert w.provider() == "openai"
     assert w.route("llmfailover_provider_up", provider="openai") == 1
     assert w.route("llmfailover_provider_state", provider="openai", state="Healthy") == 1
-    assert w.route("llmfailover_provider_state", provider="openai", state="ServerError") == 0
+    assert (
+        w.route("llmfailover_provider_state", provider="openai", state="ServerError") is None
+    )  # one series: the current state
     assert w.route("llmfailover_route_active_provider", provider="openai") == 1
     assert w.route("llmfailover_route_active_provider", provider="qwen") == 0
     assert w.route("llmfailover_configmap_writes_total") == 1
@@ -375,7 +379,7 @@ async def test_a_probe_that_changes_nothing_writes_nothing_until_the_heartbeat()
     for _ in range(10):
         await w.step(S.HEALTHY)  # new probe times, latencies and streaks: metrics, not status
     assert w.cluster.status_writes == writes
-    w.controller._status_written_at -= Settings().status_heartbeat_seconds  # heartbeat due
+    w.controller._heartbeat_at -= Settings().status_heartbeat_seconds  # heartbeat due
     await w.step(S.HEALTHY)
     assert w.cluster.status_writes == writes + 1
     entry = next(p for p in w.cluster.status["providers"] if p["name"] == "openai")
@@ -399,6 +403,89 @@ async def test_a_threshold_crossing_writes_once() -> None:
     await w.step(S.SERVER_ERROR)  # a longer streak: nothing new
     await w.step(S.SERVER_ERROR)
     assert w.cluster.status_writes == writes + 2
+
+
+def attended(w: World) -> set[str]:
+    """The base URLs whose every answer wakes the route."""
+    return {e.base_url for e in w.probes.eager.get(f"{NS}/{ROUTE}", frozenset())}
+
+
+async def test_a_route_attends_to_every_answer_only_while_a_provider_counts_towards_a_threshold() -> (
+    None
+):
+    w = World()
+    w.controller.update(body())  # failureThreshold 2, successThreshold 2
+    await w.controller.reconcile()
+    assert attended(w) == {OPENAI, QWEN}  # never probed: the first answers count
+    await w.step(S.HEALTHY)
+    assert attended(w) == set()  # both trusted and healthy: only a new state matters
+    await w.step(S.SERVER_ERROR)
+    assert attended(w) == {OPENAI}  # one failure of two: the next one decides
+    await w.step(S.SERVER_ERROR)
+    assert w.provider() == "qwen"
+    assert attended(w) == set()
+    await w.step(S.HEALTHY)
+    assert attended(w) == {OPENAI}  # one success of two towards trust
+    await w.step(S.HEALTHY)
+    assert w.provider() == "openai"
+    assert attended(w) == set()
+
+
+async def test_answers_a_route_slept_through_are_all_counted_when_it_wakes() -> None:
+    w = World()
+    w.controller.update(body())
+    await w.step(S.HEALTHY)
+    for _ in range(20):  # answers like the last: the prober does not wake the route for these
+        sent = w.clock.advance(10)
+        w.probes.answer(OPENAI, S.HEALTHY, at=sent)
+        w.probes.answer(QWEN, S.HEALTHY, at=sent)
+    for _ in range(2):  # then a new state, which wakes it: a run of two soft failures
+        sent = w.clock.advance(10)
+        w.probes.answer(OPENAI, S.SERVER_ERROR, at=sent)
+    await w.controller.reconcile()
+    openai, qwen = w.cluster.status["providers"]
+    assert (openai["consecutiveFailures"], openai["ejected"]) == (2, True)  # both counted
+    assert openai["failingSince"] == timestamp(sent - timedelta(seconds=10))  # the run's first
+    assert qwen["consecutiveSuccesses"] == 21
+    assert w.provider() == "qwen"
+
+
+async def test_a_rotated_key_is_probed_as_soon_as_the_watch_reports_it() -> None:
+    w = World()
+    w.controller.update(body())
+    await w.step(S.HEALTHY)
+    reads = w.cluster.calls.count("read_secret")
+    w.controller._wake.clear()
+    rotated = {"openai": b"sk-rotated", "qwen": b"sk-qwen"}
+    w.controller._secrets.observed(NS, "keys", rotated)  # the watch of Secrets
+    assert w.controller._wake.is_set()
+    await w.controller.reconcile()
+    keys = {e.base_url: e.credential.value for e in w.probes.subscribed[f"{NS}/{ROUTE}"]}
+    assert keys == {OPENAI: "sk-rotated", QWEN: "sk-qwen"}
+    assert w.cluster.calls.count("read_secret") == reads  # the watch's value: no API read
+
+
+async def test_a_route_has_a_handful_of_series_whatever_its_providers_went_through() -> None:
+    """/metrics must stay cheap at 10,000 routes: per provider one state series (the current
+    state's), eligibility and active; per route the failed-over flag and the write counter, plus
+    the failover counters and histogram of the switches that happened."""
+    w = World()
+    w.controller.update(body())
+    for state in (S.HEALTHY, S.SERVER_ERROR, S.RATE_LIMITED, S.TIMEOUT, S.HEALTHY, S.HEALTHY):
+        await w.step(state)
+
+    def series(name: str) -> list[dict[str, str]]:
+        return [
+            sample.labels
+            for metric in w.registry.collect()
+            for sample in metric.samples
+            if sample.name == name and sample.labels.get("route") == ROUTE
+        ]
+
+    assert len(series("llmfailover_provider_state")) == 2  # one per provider
+    assert len(series("llmfailover_provider_up")) == 2
+    assert len(series("llmfailover_route_active_provider")) == 2
+    assert not any(m.name.endswith("_created") for m in w.registry.collect() for m in m.samples)
 
 
 async def test_our_own_status_coming_back_through_the_watch_wakes_nothing() -> None:

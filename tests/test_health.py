@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, Transition, observe
+from llm_failover.health import (
+    ProbeResult,
+    ProviderHealth,
+    Thresholds,
+    Transition,
+    observe,
+    observe_run,
+    settled,
+)
 from llm_failover.state import ProviderState as S
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -26,6 +35,7 @@ def run(
 
 
 TRUSTED = run([H])[0]
+HOUR = timedelta(hours=1)
 
 
 @pytest.mark.parametrize(
@@ -148,3 +158,65 @@ def test_a_required_streak_from_an_edited_status_is_capped_at_an_hour_of_probes(
     assert health.trusted
     assert transition is Transition.RECOVERED
     assert health.required_successes == 6
+
+
+STARTS = [
+    pytest.param([], id="never probed"),
+    pytest.param([H], id="trusted"),
+    pytest.param([H, E5], id="trusted, one soft failure"),
+    pytest.param([GEO], id="ejected at once"),
+    pytest.param([E5, E5, E5], id="failing from the start"),
+    pytest.param([H, GEO, H], id="recovering"),
+    pytest.param([H, GEO, H, H, RATE, RATE, RATE], id="flapping"),
+]
+
+
+@pytest.mark.parametrize("before", STARTS)
+@pytest.mark.parametrize("state", [H, GEO, E5, RATE])
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 400, 1000])
+def test_a_run_folded_at_once_is_the_same_as_one_answer_at_a_time(
+    before: list[S], state: S, count: int
+) -> None:
+    """A route woken only when an answer can change something folds the answers it slept
+    through in one go: the same health, streaks and transition as folding each."""
+    start, _ = run(before)
+    first = T0 + timedelta(hours=1)
+    step = timedelta(seconds=10)
+    one_by_one, transitions = start, []
+    for i in range(count):
+        one_by_one, transition = observe(one_by_one, ProbeResult(state, first + i * step), TH)
+        transitions.append(transition)
+    last = ProbeResult(state, first + (count - 1) * step)
+    at_once, transition = observe_run(start, last, count, TH, since=first)
+    assert transition == next((t for t in reversed(transitions) if t is not None), None)
+    # Only the moment of trust may differ: folded, it is the run's last answer.
+    assert at_once == replace(one_by_one, last_trusted=at_once.last_trusted)
+    assert (at_once.last_trusted is None) == (one_by_one.last_trusted is None)
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        pytest.param([], False, id="never probed: its first answer counts"),
+        pytest.param([H], True, id="trusted and healthy"),
+        pytest.param([H, E5], False, id="trusted, failing below the threshold"),
+        pytest.param([GEO], True, id="ejected by a hard state"),
+        pytest.param([E5, E5], False, id="soft failures below the threshold"),
+        pytest.param([E5, E5, E5], True, id="soft failures at the threshold"),
+        pytest.param([GEO, H], False, id="healthy, counting towards trust"),
+    ],
+)
+def test_settled_means_only_counters_can_change(states: list[S], expected: bool) -> None:
+    health, _ = run(states)
+    assert settled(health, TH) is expected
+    if expected:  # the claim itself: ten more answers of its state change only the counters
+        more, transition = observe_run(health, ProbeResult(health.state, T0 + HOUR), 10, TH)
+        counters = {"consecutive_failures", "consecutive_successes", "last_probe"}
+        assert transition is None
+        assert {
+            name
+            for name in health.__dataclass_fields__
+            if getattr(health, name) != getattr(more, name)
+        } <= counters | {"message", "http_status", "latency_milliseconds"}
+        assert more.trusted == health.trusted
+        assert more.required_successes == health.required_successes

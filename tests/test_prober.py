@@ -150,6 +150,7 @@ async def test_shared_endpoint_is_probed_once_per_interval(provider: StandInProv
         for i, wake in enumerate(wakes):
             # Five routes, one endpoint; their intervals differ, the shortest (1 s) wins.
             prober.subscribe(f"ns/route-{i}", {target: Schedule(1 + i, 1)}, wake)
+        prober.attend("ns/route-0", [target])  # route-0 wants every answer
         await asyncio.wait_for(asyncio.gather(*(w.wait() for w in wakes)), 5)
         assert len(prober.endpoints) == 1
         start = provider.count("/models")
@@ -159,7 +160,49 @@ async def test_shared_endpoint_is_probed_once_per_interval(provider: StandInProv
         probes = provider.count("/models") - start
         await prober.close()
     assert probes == 3  # one request per probe for all five routes, not five
-    assert all(w.is_set() for w in wakes)
+
+
+async def test_only_a_new_state_wakes_a_route_that_does_not_attend(
+    provider: StandInProvider,
+) -> None:
+    """Thousands of routes share an endpoint: an answer like the one before wakes only those
+    counting answers towards a threshold; a new state wakes them all. Each report says how many
+    answers of its state came in a row, so a route that slept counts them all."""
+    async with httpx.AsyncClient() as client:
+        prober = Prober(client=client)
+        calm, eager = asyncio.Event(), asyncio.Event()
+        target = endpoint(provider)
+        prober.subscribe("ns/calm", {target: Schedule(0.2, 1)}, calm)
+        prober.subscribe("ns/eager", {target: Schedule(0.2, 1)}, eager)
+        prober.attend("ns/eager", [target])
+        await asyncio.wait_for(calm.wait(), 5)  # the first answer starts a run: both woken
+        calm.clear()
+        for _ in range(3):
+            eager.clear()
+            await asyncio.wait_for(eager.wait(), 5)
+        assert not calm.is_set()  # three answers like the first: the calm route slept
+        healthy = prober.latest(target)
+        assert healthy is not None
+        assert healthy.classification.state is S.HEALTHY
+        assert healthy.sequence >= 4
+        assert healthy.run_start == 1
+        assert healthy.unseen(1) == (healthy.sequence - 1, None)
+
+        provider.set(Behaviour.UNAUTHORIZED)
+        await asyncio.wait_for(calm.wait(), 5)  # a new state wakes everyone
+        report = prober.latest(target)
+        assert report is not None
+        assert report.classification.state is S.UNAUTHORIZED
+        assert report.run_start > healthy.sequence  # a new run began after the healthy one
+        count, since = report.unseen(healthy.sequence)
+        assert count == report.sequence - report.run_start + 1
+        assert since == report.run_since
+
+        prober.attend("ns/eager", [])
+        eager.clear()
+        await asyncio.sleep(0.7)  # several answers of the same state: proving a sleep needs a wait
+        assert not eager.is_set()
+        await prober.close()
 
 
 async def test_unsubscribing_the_last_route_stops_probing(provider: StandInProvider) -> None:

@@ -168,6 +168,30 @@ def test_configmap_create_read_and_patch(
     assert ("PATCH", f"/api/v1/namespaces/{NS}/configmaps/routing") in cluster.requests
 
 
+def test_the_cluster_keeps_what_it_serves_not_its_history(
+    cluster: EmulatedCluster, api: kubernetes.client.ApiClient
+) -> None:
+    """A demo left running for days: two versions per object at most, a bounded request log;
+    and a read of one object among thousands is a lookup (the answer is the right object)."""
+    core = kubernetes.client.CoreV1Api(api)
+    for i in range(300):
+        core.create_namespaced_config_map(NS, {"metadata": {"name": f"cm-{i}"}, "data": {}})
+    for n in range(20):
+        core.patch_namespaced_config_map("cm-7", NS, {"data": {"n": str(n)}})
+    assert core.read_namespaced_config_map("cm-7", NS).data == {"n": "19"}
+    assert core.read_namespaced_config_map("cm-299", NS).metadata.name == "cm-299"
+    emulator = cluster._emulator
+    assert emulator is not None
+    histories = [len(obj.history) for obj in emulator.objects.values()]
+    assert max(histories) <= 2
+    core.delete_namespaced_config_map("cm-7", NS)
+    with pytest.raises(kubernetes.client.ApiException) as gone:
+        core.read_namespaced_config_map("cm-7", NS)
+    assert gone.value.status == 404
+    assert cluster._log.maxlen is not None
+    assert len(cluster.requests) <= cluster._log.maxlen
+
+
 def test_configmap_replace_checks_the_resource_version(api: kubernetes.client.ApiClient) -> None:
     core = kubernetes.client.CoreV1Api(api)
     created = core.create_namespaced_config_map(

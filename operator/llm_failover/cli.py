@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how often a route's status is written when only per-probe facts changed "
         f"(default {Settings.status_heartbeat_seconds:.0f})",
     )
+    run.add_argument(
+        "--secret-resync",
+        type=_seconds,
+        default=Settings.secret_resync_seconds,
+        metavar="SECONDS",
+        help="every key Secret in use is read again once per this period, in case the watch "
+        f"of Secrets missed a change (default {Settings.secret_resync_seconds:.0f})",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
     probe = commands.add_parser(
@@ -125,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         status_heartbeat_seconds=args.status_heartbeat,
+        secret_resync_seconds=args.secret_resync,
     )
 
     async def main_async() -> None:

@@ -25,7 +25,14 @@ from typing import Any
 
 from llm_failover.catalog import Catalog
 from llm_failover.credentials import Credential, read_key
-from llm_failover.health import ProbeResult, ProviderHealth, Thresholds, Transition, observe
+from llm_failover.health import (
+    ProbeResult,
+    ProviderHealth,
+    Thresholds,
+    Transition,
+    observe_run,
+    settled,
+)
 from llm_failover.kube import (
     ClusterApi,
     Forbidden,
@@ -74,7 +81,7 @@ class Keys:
 
     values: Mapping[str, str | None]
     problems: Mapping[str, str]
-    read_at: float  # time.monotonic()
+    versions: Mapping[tuple[str, str], int]  # the version of each Secret read (`SecretCache`)
 
     @property
     def secrets(self) -> list[str]:
@@ -117,8 +124,9 @@ class RouteController:
         self._decided_spec: str | None = None  # canonical JSON of the spec last decided on
         self._observed_generation: int | None = None
         self._health: dict[str, ProviderHealth] = {}
-        self._consumed: dict[str, int] = {}
+        self._consumed: dict[str, tuple[Endpoint, int]] = {}  # provider → its answers read
         self._endpoints: dict[str, Endpoint] = {}
+        self._eager: frozenset[Endpoint] = frozenset()  # endpoints whose every answer wakes us
         self._keys: Keys | None = None
         self._folded_problems: set[str] = set()
         self._active: str | None = None
@@ -126,7 +134,7 @@ class RouteController:
         self._failover_count = 0
         self._last_failover: dict[str, Any] | None = None
         self._status: dict[str, Any] = {}
-        self._status_written_at = time.monotonic()  # a restart is no reason for a write
+        self._heartbeat_at = self._next_heartbeat()  # a restart is no reason for a write
         # object kind → (name, data) we know is there; dropped when someone else changes it
         self._written: dict[str, tuple[str, Mapping[str, str]]] = {}
         self._pending: list[Event] = []  # Events not posted yet: they survive a failed write
@@ -181,8 +189,10 @@ class RouteController:
 
     def stop(self) -> None:
         self._prober.unsubscribe(self.key)
+        self._eager = frozenset()
         self._redactor.forget(self._keys.secrets if self._keys else [])
         self._keys = None
+        self._secrets.use(self.key, (), self._wake)
         self._watchdog.done(f"route {self.key}")
 
     async def report_crash(self, exc: Exception, retry_in_seconds: float) -> None:
@@ -259,15 +269,17 @@ class RouteController:
         values: dict[str, str | None] = {}
         problems: dict[str, str] = {}
         secrets: dict[str, dict[str, bytes] | None] = {}
+        versions: dict[tuple[str, str], int] = {}
         for index, provider in enumerate(spec.providers):
             ref = provider.api_key
             values[provider.name] = None
             if ref is None:
                 continue
             if ref.name not in secrets:
-                secrets[ref.name] = await self._secrets.read(
-                    self.ref.namespace, ref.name, max_age=self._settings.key_refresh_seconds / 2
-                )
+                (
+                    secrets[ref.name],
+                    versions[(self.ref.namespace, ref.name)],
+                ) = await self._secrets.read(self.ref.namespace, ref.name)
             data = secrets[ref.name]
             where = f"spec.providers[{index}].apiKeySecretRef"
             secret = f"Secret {self.ref.namespace}/{ref.name}"
@@ -280,10 +292,8 @@ class RouteController:
                 values[provider.name] = found.key
                 if found.problem is not None:
                     problems[provider.name] = f"{where}: {secret} key {ref.key!r} {found.problem}"
-        # A little earlier than now, at random: routes created together do not all refresh
-        # together a minute later.
-        jitter = random.uniform(0, 0.2 * self._settings.key_refresh_seconds)
-        keys = Keys(values=values, problems=problems, read_at=time.monotonic() - jitter)
+        keys = Keys(values=values, problems=problems, versions=versions)
+        self._secrets.use(self.key, versions.keys(), self._wake)
         self._redactor.remember(keys.secrets)
         if self._keys is not None:
             self._redactor.forget(self._keys.secrets)
@@ -310,6 +320,7 @@ class RouteController:
             self._wake,
             tenant=self.ref.namespace,
         )
+        self._eager &= frozenset(self._endpoints.values())  # the prober forgot the others
 
     def _gather(self, spec: RouteSpec, keys: Keys, now: datetime) -> dict[str, Transition]:
         """Fold every probe result not seen yet into each provider's health."""
@@ -321,27 +332,44 @@ class RouteController:
         for provider in spec.providers:
             name = provider.name
             result: ProbeResult | None = None
+            count, since = 1, None
             if name in keys.problems:
                 if name not in self._folded_problems:  # once per read of the Secrets
                     self._folded_problems.add(name)
                     result = ProbeResult(ProviderState.UNAUTHORIZED, now, keys.problems[name])
             else:
-                report = self._prober.latest(self._endpoints[name])
-                if report is not None and report.sequence > self._consumed.get(name, 0):
-                    self._consumed[name] = report.sequence
+                endpoint = self._endpoints[name]
+                report = self._prober.latest(endpoint)
+                seen_endpoint, seen = self._consumed.get(name, (endpoint, 0))
+                consumed = seen if seen_endpoint == endpoint else 0
+                if report is not None and report.sequence > consumed:
+                    self._consumed[name] = (endpoint, report.sequence)
+                    count, since = report.unseen(consumed)
                     c = report.classification
                     result = ProbeResult(
                         c.state, report.time, c.message, c.http_status, report.latency_milliseconds
                     )
             if result is not None:
                 self._unconfirmed.discard(name)  # fresh evidence about it, from this process
-                health, transition = observe(
-                    self._health.get(name, ProviderHealth()), result, thresholds
+                health, transition = observe_run(
+                    self._health.get(name, ProviderHealth()), result, count, thresholds, since=since
                 )
                 self._health[name] = health
                 if transition is not None:
                     transitions[name] = transition
+        self._attend(thresholds)
         return transitions
+
+    def _attend(self, thresholds: Thresholds) -> None:
+        """Ask to be woken by every answer only for providers counting towards a threshold."""
+        eager = frozenset(
+            endpoint
+            for name, endpoint in self._endpoints.items()
+            if not settled(self._health.get(name, ProviderHealth()), thresholds)
+        )
+        if eager != self._eager:
+            self._prober.attend(self.key, eager)
+            self._eager = eager
 
     # -- the loop body ----------------------------------------------------------------------
 
@@ -361,8 +389,10 @@ class RouteController:
             self._spec = None
             self._prober.unsubscribe(self.key)
             self._endpoints = {}
+            self._eager = frozenset()
             self._redactor.forget(self._keys.secrets if self._keys else [])
             self._keys = None
+            self._secrets.use(self.key, (), self._wake)
             self._decided_spec = None
             await self._report_problem(Reason.INVALID_SPEC, str(exc), generation, now)
             return
@@ -378,25 +408,17 @@ class RouteController:
             )
         else:
             changed = canonical != self._decided_spec
-        refused: Forbidden | None = None
         if changed or self._keys is None or self._keys_stale():
-            try:
-                self._keys = await self._read_keys(spec)
-            except Forbidden as exc:
-                if changed or self._keys is None:
-                    raise
-                # A periodic re-read refused: decide (and fail over) with the keys read before,
-                # say so on the route, and ask again after the retry interval.
-                refused = exc
-                retry_in = self._settings.key_refresh_seconds - self._settings.retry_seconds
-                self._keys = replace(self._keys, read_at=time.monotonic() - retry_in)
-            else:
-                self._folded_problems.clear()
-                # Edits of the ConfigMap and Secret come through the watch; a missing restart
-                # target may have been created since.
-                if changed or self._missing:
-                    self._stamped = None
-                self._subscribe(spec, self._keys)
+            self._keys = await self._read_keys(spec)
+            self._folded_problems.clear()
+            # Edits of the ConfigMap and Secret come through the watch; a missing restart
+            # target may have been created since.
+            if changed or self._missing:
+                self._stamped = None
+            self._subscribe(spec, self._keys)
+        # A refused re-read of a key Secret: decide (and fail over) with the keys read before,
+        # and say so on the route until it can be read again.
+        refused = next(filter(None, map(self._secrets.refused, self._keys.versions)), None)
         for gone in set(self._health) - {p.name for p in spec.providers}:
             del self._health[gone]
         if self._decided_spec is None and self._active is not None:
@@ -682,16 +704,22 @@ class RouteController:
     async def _patch_status(self, status: dict[str, Any], *, routine: bool = False) -> None:
         """Write the status if it changed; a `routine` one (a probe's facts alone) only once
         the heartbeat is due."""
+        heartbeat_due = time.monotonic() >= self._heartbeat_at
         if status == self._status:
+            if heartbeat_due:
+                self._heartbeat_at = self._next_heartbeat()  # nothing to tell: wait another
             return
-        heartbeat_due = (
-            time.monotonic() - self._status_written_at >= self._settings.status_heartbeat_seconds
-        )
         if routine and not heartbeat_due and significant(status) == significant(self._status):
             return
         await self._kube.patch_route_status(self.ref.namespace, self.ref.name, status)
         self._status = status
-        self._status_written_at = time.monotonic()
+        self._heartbeat_at = self._next_heartbeat()
+
+    def _next_heartbeat(self) -> float:
+        """When per-probe facts are next due in the status: a heartbeat from now, less up to a
+        quarter at random, so routes created (or resumed) together do not all write together."""
+        heartbeat = self._settings.status_heartbeat_seconds
+        return time.monotonic() + heartbeat * random.uniform(0.75, 1.0)
 
     async def _post_pending(self, now: datetime) -> None:
         """Post queued Events in order; what the API server refuses waits for the retry."""
@@ -724,18 +752,19 @@ class RouteController:
     # -- timing -------------------------------------------------------------------------------
 
     def _keys_stale(self) -> bool:
-        return (
-            self._keys is not None
-            and time.monotonic() - self._keys.read_at >= self._settings.key_refresh_seconds
+        """A key Secret changed since it was read (the watch told the cache)."""
+        return self._keys is not None and any(
+            self._secrets.version(key) != version for key, version in self._keys.versions.items()
         )
 
     def _next_wake(self) -> float | None:
-        """Seconds until something changes without a probe: a window edge, key refresh or retry."""
+        """Seconds until something is due without a probe: a window edge, the status heartbeat
+        or a retry."""
         waits: list[float] = []
+        if self._spec is not None:
+            waits.append(self._heartbeat_at - time.monotonic())
         if self._retry_at is not None:
             waits.append(self._retry_at - time.monotonic())
-        if self._keys is not None:
-            waits.append(self._keys.read_at + self._settings.key_refresh_seconds - time.monotonic())
         now = self._clock()
         for provider in self._spec.providers if self._spec is not None else ():
             for edge in (provider.not_before, provider.not_after):

@@ -1,8 +1,9 @@
 """kopf handlers: thin glue from the watches to the route manager; no business rules here.
 
-Three watches: LLMRoutes, and the ConfigMaps and Secrets the operator wrote (selected on the
-server by their `app.kubernetes.io/managed-by` label), so an edited or deleted routing output is
-restored within seconds. The liveness endpoint fails when a supervised loop stops making progress.
+Three watches: LLMRoutes; the ConfigMaps the operator wrote (selected on the server by their
+`app.kubernetes.io/managed-by` label) and Secrets, so an edited or deleted routing output is
+restored within seconds, and a changed key Secret is used within seconds (only the Secrets routes
+refer to are kept). The liveness endpoint fails when a supervised loop stops making progress.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -26,10 +27,12 @@ from llm_failover.kube import (
     VERSION,
     KubeClient,
     load_api_client,
+    secret_bytes,
 )
 from llm_failover.manager import RouteManager
 from llm_failover.metrics import Metrics
-from llm_failover.prober import ProbeGate, Prober, utc_now
+from llm_failover.prober import ProbeGate, Prober, Wake, utc_now
+from llm_failover.probethread import ProbeThread
 from llm_failover.redact import Redactor
 from llm_failover.secretcache import SecretCache
 from llm_failover.settings import Settings
@@ -37,6 +40,9 @@ from llm_failover.supervision import LoopLag, Stalled, Watchdog, supervise
 
 OWNED = (("v1", "configmaps", "ConfigMap"), ("v1", "secrets", "Secret"))
 """What the operator writes and watches: (version, plural, kind) in the core group."""
+SELECTED = {("v1", "configmaps")}
+"""Watched with the label selector: only the operator's own objects leave the API server.
+Secrets are watched whole: the key Secrets routes refer to are the users' own."""
 
 
 class RetryForever:
@@ -74,7 +80,7 @@ def build_registry() -> kopf.OperatorRegistry:
         settings.watching.server_timeout = config.watch_timeout_seconds
         settings.watching.client_timeout = config.watch_timeout_seconds + 10
         selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-        for version, plural, _kind in OWNED:  # only our own objects leave the API server
+        for version, plural in SELECTED:
             settings.watching.label_selectors[version, plural] = selector
         redactor: Redactor = memo.redactor
         metrics: Metrics = memo.metrics
@@ -88,30 +94,39 @@ def build_registry() -> kopf.OperatorRegistry:
         gate = ProbeGate(
             total=config.probe_concurrency, per_tenant=config.probe_concurrency_per_namespace
         )
-        memo.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0),
-            # As many connections as probes may run at once (the gate's total): a probe that
-            # holds a slot never waits for a connection.
-            limits=httpx.Limits(
-                max_connections=gate.total, max_keepalive_connections=min(gate.total, 64)
-            ),
-            trust_env=True,  # HTTPS_PROXY: how many teams reach providers from inside China
-        )
         watchdog = memo.watchdog = Watchdog()
-        memo.prober = Prober(
-            client=memo.http,
-            clock=utc_now,
-            max_body_bytes=config.max_body_bytes,
-            on_report=lambda endpoint, report: metrics.probed(
-                endpoint=endpoint.host,
-                state=report.classification.state,
-                seconds=report.latency_milliseconds / 1000,
-            ),
-            on_error=lambda task: metrics.internal_error(task=task),
-            redactor=redactor,
-            gate=gate,
-            watchdog=watchdog,
-        )
+        memo.secrets = SecretCache(memo.kube.read_secret)
+
+        def http() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0),
+                # As many connections as probes may run at once (the gate's total): a probe
+                # that holds a slot never waits for a connection.
+                limits=httpx.Limits(
+                    max_connections=gate.total, max_keepalive_connections=min(gate.total, 64)
+                ),
+                trust_env=True,  # HTTPS_PROXY: how many teams reach providers from inside China
+            )
+
+        def prober(client: httpx.AsyncClient, deliver: Callable[[list[Wake]], None]) -> Prober:
+            return Prober(
+                client=client,
+                clock=utc_now,
+                max_body_bytes=config.max_body_bytes,
+                on_report=lambda endpoint, report: metrics.probed(
+                    endpoint=endpoint.host,
+                    state=report.classification.state,
+                    seconds=report.latency_milliseconds / 1000,
+                ),
+                on_error=lambda task: metrics.internal_error(task=task),
+                redactor=redactor,
+                gate=gate,
+                watchdog=watchdog,
+                deliver=deliver,
+            )
+
+        # Probes on a loop of their own: reconciles never delay them (`probethread`).
+        memo.prober = ProbeThread(prober, http)
         memo.routes = RouteManager(
             Services(
                 kube=memo.kube,
@@ -122,8 +137,16 @@ def build_registry() -> kopf.OperatorRegistry:
                 metrics=metrics,
                 redactor=redactor,
                 watchdog=watchdog,
-                secrets=SecretCache(memo.kube.read_secret),
+                secrets=memo.secrets,
             )
+        )
+        memo.resync = asyncio.create_task(
+            supervise(
+                "key Secret resync",
+                lambda: memo.secrets.resync(config.secret_resync_seconds),
+                count=lambda: metrics.internal_error(task="secret_resync"),
+            ),
+            name="key Secret resync",
         )
         lag = LoopLag()
         memo.lag = asyncio.create_task(
@@ -160,18 +183,25 @@ def build_registry() -> kopf.OperatorRegistry:
             routes: RouteManager = memo.routes
             with _contained(memo, body):
                 deleted = event.get("type") == "DELETED"
+                if param == "Secret":
+                    secrets: SecretCache = memo.secrets
+                    meta = body.metadata
+                    data = None if deleted else secret_bytes(body)
+                    secrets.observed(meta.namespace or "", meta.name or "", data)
+                    if not MANAGED_BY.items() <= dict(meta.labels or {}).items():
+                        return  # not one the operator wrote
                 routes.owned_changed(str(param), _plain(body), deleted=deleted)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(
         memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
     ) -> None:
-        memo.lag.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await memo.lag
+        for task in (memo.lag, memo.resync):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await memo.routes.close()
         await memo.prober.close()
-        await memo.http.aclose()
         memo.kube.close()
         logger.info("stopped")
 

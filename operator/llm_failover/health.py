@@ -121,6 +121,45 @@ def observe(
     )
 
 
+def observe_run(
+    health: ProviderHealth,
+    result: ProbeResult,
+    count: int,
+    thresholds: Thresholds,
+    *,
+    since: datetime | None = None,
+) -> tuple[ProviderHealth, Transition | None]:
+    """Fold `count` answers of one state, the last at `result.time` (the first at `since` when
+    they start a run), as `count` calls of `observe` would: past the thresholds only the streak
+    counters move, so the loop is bounded however long the route waited."""
+    transition: Transition | None = None
+    folded = min(count, max(thresholds.failure, thresholds.success_cap) + 1)
+    for index in range(folded):
+        one = replace(result, time=since) if index == 0 and since is not None else result
+        health, happened = observe(health, one, thresholds)
+        transition = happened or transition
+    rest = count - folded
+    if rest > 0:
+        if result.state is ProviderState.HEALTHY:
+            health = replace(health, consecutive_successes=health.consecutive_successes + rest)
+        else:
+            health = replace(health, consecutive_failures=health.consecutive_failures + rest)
+    return health, transition
+
+
+def settled(health: ProviderHealth, thresholds: Thresholds) -> bool:
+    """Whether more answers of its current state can change nothing but the streak counters:
+    a trusted healthy provider, or one ejected (or never trusted) whose failures have reached
+    what they decide. Its route need not wake for each answer of the same state."""
+    if health.state is ProviderState.UNKNOWN:
+        return False
+    if health.state is ProviderState.HEALTHY:
+        return health.trusted
+    if health.trusted:
+        return False
+    return health.state.is_hard or health.consecutive_failures >= thresholds.failure
+
+
 def _required(health: ProviderHealth, thresholds: Thresholds, now: datetime) -> int:
     flapping = (
         health.last_trusted is not None

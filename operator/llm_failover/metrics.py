@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from llm_failover import __version__
 from llm_failover.state import ProviderState
@@ -18,14 +18,18 @@ FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 18
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
-INTERNAL_TASKS = ("probe", "probe_loop", "route", "watch")
+INTERNAL_TASKS = ("probe", "probe_loop", "route", "watch", "secret_resync")
+
+# A `_created` sample beside every counter and histogram doubles their series and nobody queries
+# them (rate() needs none): off, for the whole process.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 @dataclass
 class _RouteSeries:
     """Which label values a route has used, so that they can all be removed."""
 
-    providers: set[str] = field(default_factory=set)
+    providers: dict[str, ProviderState] = field(default_factory=dict)  # and its state series
     failovers: set[tuple[str, str, str]] = field(default_factory=set)
     shown: tuple[object, ...] | None = None  # what the gauges were last set to
 
@@ -42,7 +46,8 @@ class Metrics:
         )
         self.provider_state = Gauge(
             "llmfailover_provider_state",
-            "1 for the provider's current state, 0 for the other states.",
+            "1 for the provider's current state; the other states have no series (a handful of "
+            "series per route however many states there are: match it with == 1).",
             [*route, "provider", "state"],
             registry=registry,
         )
@@ -160,19 +165,20 @@ class Metrics:
         if shown == series.shown:
             return  # every reconcile reports; the gauges change far less often
         series.shown = shown
-        current = set()
+        current: dict[str, ProviderState] = {}
         for name, state, eligible in providers:
-            current.add(name)
+            current[name] = state
             self.provider_up.labels(namespace, route, name).set(1 if eligible else 0)
-            for candidate in ProviderState:
-                self.provider_state.labels(namespace, route, name, candidate.value).set(
-                    1 if candidate is state else 0
-                )
+            before = series.providers.get(name)
+            if before is not None and before is not state:
+                _remove(self.provider_state, namespace, route, name, before.value)
+            self.provider_state.labels(namespace, route, name, state.value).set(1)
             if active is not None:
                 self.active_provider.labels(namespace, route, name).set(1 if name == active else 0)
         self.failed_over_now.labels(namespace, route).set(1 if failed_over else 0)
-        for gone in series.providers - current:
-            self._remove_provider(namespace, route, gone)
+        for gone, state in series.providers.items():
+            if gone not in current:
+                self._remove_provider(namespace, route, gone, state)
         series.providers = current
         self.routes.set(len(self._series))
 
@@ -200,8 +206,8 @@ class Metrics:
 
     def route_removed(self, *, namespace: str, route: str) -> None:
         series = self._series.pop((namespace, route), _RouteSeries())
-        for provider in series.providers:
-            self._remove_provider(namespace, route, provider)
+        for provider, state in series.providers.items():
+            self._remove_provider(namespace, route, provider, state)
         for labels in series.failovers:
             _remove(self.failovers, namespace, route, *labels)
         for metric in (
@@ -213,11 +219,12 @@ class Metrics:
             _remove(metric, namespace, route)
         self.routes.set(len(self._series))
 
-    def _remove_provider(self, namespace: str, route: str, provider: str) -> None:
+    def _remove_provider(
+        self, namespace: str, route: str, provider: str, state: ProviderState
+    ) -> None:
         _remove(self.provider_up, namespace, route, provider)
         _remove(self.active_provider, namespace, route, provider)
-        for state in ProviderState:
-            _remove(self.provider_state, namespace, route, provider, state.value)
+        _remove(self.provider_state, namespace, route, provider, state.value)
 
 
 def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:

@@ -20,8 +20,8 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -97,12 +97,34 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Report:
-    """One probe of an endpoint; `sequence` grows by one per probe so routes consume each once."""
+    """One probe of an endpoint, the `sequence`-th; with the run of answers of the same state it
+    ends, so that a route woken only when something can change for it still counts every answer
+    (`run_start` is the sequence of the run's first answer, sent at `run_since`)."""
 
     sequence: int
     time: datetime  # when the probe was sent: a time-to-failover starts there
     classification: Classification
     latency_milliseconds: int
+    run_start: int = 0  # 0: this report starts its run
+    run_since: datetime | None = None
+
+    @property
+    def starts_run(self) -> bool:
+        return self.run_start in (0, self.sequence)
+
+    def unseen(self, consumed: int) -> tuple[int, datetime | None]:
+        """How many answers of this report's state a route that consumed up to `consumed` has
+        not seen (earlier runs it missed are lost), and when the run began if it saw none of it."""
+        start = self.run_start or self.sequence
+        if consumed >= start:
+            return self.sequence - consumed, None
+        return self.sequence - start + 1, self.run_since or self.time
+
+
+class Wake(Protocol):
+    """What a subscriber is woken by (an `asyncio.Event`)."""
+
+    def set(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -118,11 +140,12 @@ class ProbeSource(Protocol):
         self,
         subscriber: str,
         endpoints: Mapping[Endpoint, Schedule],
-        wake: asyncio.Event,
+        wake: Wake,
         *,
         tenant: str = "",
     ) -> None: ...
     def unsubscribe(self, subscriber: str) -> None: ...
+    def attend(self, subscriber: str, endpoints: Iterable[Endpoint]) -> None: ...
     def latest(self, endpoint: Endpoint) -> Report | None: ...
 
 
@@ -159,8 +182,9 @@ class ProbeGate:
 @dataclass
 class _Subscription:
     endpoints: Mapping[Endpoint, Schedule]
-    wake: asyncio.Event
+    wake: Wake
     tenant: str
+    eager: frozenset[Endpoint] = frozenset()
 
 
 class Prober:
@@ -175,8 +199,10 @@ class Prober:
         redactor: Redactor | None = None,
         gate: ProbeGate | None = None,
         watchdog: Watchdog | None = None,
+        deliver: Callable[[list[Wake]], None] | None = None,
     ) -> None:
         self._client = client
+        self._deliver = deliver if deliver is not None else _set_all  # how wakes are set
         self._clock = clock
         self._max_body_bytes = max_body_bytes
         self._on_report = on_report
@@ -186,25 +212,27 @@ class Prober:
         self._watchdog = watchdog if watchdog is not None else Watchdog()  # it has a len()
         self._subscriptions: dict[str, _Subscription] = {}
         self._subscribers: dict[Endpoint, set[str]] = {}  # endpoint → who wants it
+        self._eager: dict[Endpoint, set[str]] = {}  # endpoint → who wants every answer
         self._tasks: dict[Endpoint, asyncio.Task[None]] = {}
         self._latest: dict[Endpoint, Report] = {}
         self._raising: set[Endpoint] = set()  # endpoints whose last probe raised: logged once
-        self._sequence = 0
 
     def subscribe(
         self,
         subscriber: str,
         endpoints: Mapping[Endpoint, Schedule],
-        wake: asyncio.Event,
+        wake: Wake,
         *,
         tenant: str = "",
     ) -> None:
-        """Replace what `subscriber` wants probed; `wake` is set after each probe of those.
+        """Replace what `subscriber` wants probed; `wake` is set when an answer of those starts
+        a run (a new state), and after every answer of the endpoints it `attend`s to.
 
         `tenant` (the route's namespace) decides whose share of concurrent probes it uses.
         """
         old = self._subscriptions.get(subscriber)
-        self._subscriptions[subscriber] = _Subscription(dict(endpoints), wake, tenant)
+        eager = old.eager & set(endpoints) if old is not None else frozenset()
+        self._subscriptions[subscriber] = _Subscription(dict(endpoints), wake, tenant, eager)
         for endpoint in endpoints:
             self._subscribers.setdefault(endpoint, set()).add(subscriber)
         if old is not None:
@@ -218,6 +246,25 @@ class Prober:
         if old is not None:
             self._drop(subscriber, set(old.endpoints))
 
+    def attend(self, subscriber: str, endpoints: Iterable[Endpoint]) -> None:
+        """Wake `subscriber` after every answer of these endpoints (of those it subscribed to),
+        not only when one starts a run: a route counting answers towards a threshold needs each.
+        The others' answers of the same state change nothing but counters: it reads them later,
+        all at once (`Report.unseen`), instead of waking thousands of routes per answer."""
+        subscription = self._subscriptions.get(subscriber)
+        if subscription is None:
+            return
+        eager = frozenset(endpoints) & subscription.endpoints.keys()
+        for endpoint in subscription.eager - eager:
+            wanted = self._eager.get(endpoint)
+            if wanted is not None:
+                wanted.discard(subscriber)
+                if not wanted:
+                    del self._eager[endpoint]
+        for endpoint in eager - subscription.eager:
+            self._eager.setdefault(endpoint, set()).add(subscriber)
+        subscription.eager = eager
+
     def latest(self, endpoint: Endpoint) -> Report | None:
         return self._latest.get(endpoint)
 
@@ -228,6 +275,7 @@ class Prober:
     async def close(self) -> None:
         self._subscriptions.clear()
         self._subscribers.clear()
+        self._eager.clear()
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:
@@ -238,6 +286,11 @@ class Prober:
 
     def _drop(self, subscriber: str, endpoints: set[Endpoint]) -> None:
         for endpoint in endpoints:
+            eager = self._eager.get(endpoint)
+            if eager is not None:
+                eager.discard(subscriber)
+                if not eager:
+                    del self._eager[endpoint]
             wanted_by = self._subscribers.get(endpoint)
             if wanted_by is None:
                 continue
@@ -283,11 +336,14 @@ class Prober:
                     endpoint, timeout_seconds=schedule.timeout_seconds, tenant=tenant, watch=name
                 )
                 self._watchdog.expect(name, schedule.interval_seconds + 30)
+                report = in_run(self._latest.get(endpoint), report)
                 self._latest[endpoint] = report
                 if self._on_report is not None:
                     self._on_report(endpoint, report)
-                for subscriber in self._subscribers.get(endpoint, ()):
-                    self._subscriptions[subscriber].wake.set()
+                woken = self._subscribers if report.starts_run else self._eager
+                wakes = [self._subscriptions[s].wake for s in woken.get(endpoint, ())]
+                if wakes:
+                    self._deliver(wakes)
                 elapsed = time.monotonic() - started
                 await asyncio.sleep(max(0.0, schedule.interval_seconds - elapsed))
         finally:
@@ -331,8 +387,7 @@ class Prober:
             )
         finally:
             self._redactor.forget([endpoint.credential.value])
-        self._sequence += 1
-        return Report(self._sequence, sent_at, classification, latency)
+        return Report(1, sent_at, classification, latency)
 
     def _raised(self, endpoint: Endpoint, exc: Exception) -> TransportFailure:
         """An exception no network failure explains: a failed probe, logged once per streak."""
@@ -390,6 +445,26 @@ class Prober:
             truncated=truncated,
             note=note,
         )
+
+
+def _set_all(wakes: list[Wake]) -> None:
+    for wake in wakes:
+        wake.set()
+
+
+def in_run(previous: Report | None, report: Report) -> Report:
+    """Number the report after the previous one of its endpoint, and place it in its run."""
+    if previous is None:
+        return replace(report, sequence=1, run_start=1, run_since=report.time)
+    sequence = previous.sequence + 1
+    if previous.classification.state is report.classification.state:
+        return replace(
+            report,
+            sequence=sequence,
+            run_start=previous.run_start,
+            run_since=previous.run_since,
+        )
+    return replace(report, sequence=sequence, run_start=sequence, run_since=report.time)
 
 
 async def _read_body(response: httpx.Response, cap: int) -> tuple[bytes, bool, str]:

@@ -13,10 +13,9 @@ class Settings:
     """Port of the Prometheus `/metrics` endpoint (the usual port of an operator's metrics)."""
     health_port: int = 8081
     """Port of the liveness endpoint `/healthz`, apart from metrics so a scrape cannot starve it."""
-    key_refresh_seconds: float = 60.0
-    """Seconds between re-reads of a route's key Secrets, each Secret read once for all the
-    routes using it (`secretcache`, values at most half this old): a rotated key is used within
-    1.5 times this, without an API call per probe or route."""
+    secret_resync_seconds: float = 300.0
+    """Seconds over which every key Secret in use is read again, one at a time: the safety net
+    should the watch of Secrets miss a change (which it reports within seconds)."""
     max_body_bytes: int = 64 * 1024
     """Bytes of a probe answer read at most: error bodies are small; a wrong base URL may serve
     megabytes."""

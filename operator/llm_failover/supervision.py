@@ -99,7 +99,8 @@ class Watchdog:
 
     def overdue(self) -> list[str]:
         now = self._clock()
-        return sorted(name for name, due in self._due.items() if due < now)
+        # A copy in one step: the probe thread changes the dict meanwhile (`probethread`).
+        return sorted(name for name, due in tuple(self._due.items()) if due < now)
 
     def check(self) -> int:
         """How many loops are watched; raises `Stalled` naming the overdue ones (five at most)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import copy
 import socket
@@ -27,6 +28,10 @@ _CALL_TIMEOUT_SECONDS: Final = 30.0
 _START_TIMEOUT_SECONDS: Final = 30.0
 
 
+MAX_LOGGED = 200_000
+"""Requests kept in `EmulatedCluster.requests` (the oldest go first)."""
+
+
 class EmulatedCluster:
     """An in-process Kubernetes API (kmock) on loopback, for tests and the demo.
 
@@ -39,7 +44,8 @@ class EmulatedCluster:
 
     def __init__(self, *, crd_paths: Sequence[Path] = ()) -> None:
         self._crd_paths = tuple(Path(path) for path in crd_paths)
-        self._log: list[tuple[str, str]] = []
+        # The newest requests only: a demo left running for days must not grow with them.
+        self._log: collections.deque[tuple[str, str]] = collections.deque(maxlen=MAX_LOGGED)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._emulator: Emulator | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import re
 from collections.abc import Mapping
@@ -37,12 +38,12 @@ class Fault:
 class Emulator(Store):
     """kmock's emulator with the API-server behaviour that kopf, kubectl and clients rely on."""
 
-    log: list[tuple[str, str]]  # (HTTP method, path) of every request, oldest first
+    log: collections.deque[tuple[str, str]]  # (HTTP method, path) of requests, oldest first
     faults: list[Fault]  # API-fault injection for tests: errors instead of answers
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        self.log = []
+        self.log = collections.deque()
         self.faults = []
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:

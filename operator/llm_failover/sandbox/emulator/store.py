@@ -290,7 +290,30 @@ class Store(kmock.KubernetesEmulator):
         # match, and long demos do not slow down or grow.
         self._requests[:] = [request]
         response: aiohttp.web.StreamResponse = await super()._handle(request)
+        self._trim(request)
         return response
+
+    def _trim(self, request: kmock.Request) -> None:
+        """kmock keeps every version of an object; the API server keeps the current one. Two
+        are kept here (a deletion marker needs the last state before it), so a demo left
+        running for days holds what it serves, not its history."""
+        if request.resource is None or request.name is None:
+            return
+        found = self.objects._objects.get((request.resource, request.namespace, request.name))
+        if found is not None and len(found.history) > 2:
+            del found.history[:-2]
+
+    def _KubernetesEmulator__get_objs(  # kmock's private lookup, by its mangled name
+        self, request: kmock.Request, strict: bool
+    ) -> list[Any]:
+        """kmock finds an object by scanning every object of every kind: at 10,000 routes the
+        emulator spent more CPU on that than the operator did. A request naming its object is
+        a dict lookup here; lists and watches still scan (they read many objects anyway)."""
+        if request.name is not None and request.resource is not None and strict:
+            found = self.objects._objects.get((request.resource, request.namespace, request.name))
+            return [] if found is None else [found]
+        scan: list[Any] = super()._KubernetesEmulator__get_objs(request, strict)  # type: ignore[misc]
+        return scan
 
     # --- small helpers ----------------------------------------------------------------------
 
