@@ -131,6 +131,7 @@ async def test_a_probe_that_raises_is_a_failed_probe_not_a_dead_loop(
         prober = Prober(client=client, on_error=errors.append)
         wake = asyncio.Event()
         prober.subscribe("ns/route", {bad: Schedule(0.2, 1)}, wake, tenant="ns")
+        prober.attend("ns/route", [bad])  # woken by every answer, not only a new state
         for _ in range(3):  # three probes in a row: the loop survives each
             await asyncio.wait_for(wake.wait(), 5)
             wake.clear()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from llm_failover import __version__
+from llm_failover.routemetrics import Family, HistogramFamily, RouteSeries
 from llm_failover.state import ProviderState
 
 # Time to failover spans a geo-block noticed at the next probe (well under a second after the
@@ -37,80 +46,96 @@ class _RouteSeries:
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        route = ["namespace", "route"]
-        self.provider_up = Gauge(
+        route = ("namespace", "route")
+        # Per-route series: pre-rendered (`routemetrics`), so a scrape costs little at 10,000
+        # routes; everything else is an ordinary prometheus_client metric.
+        self.provider_up = Family(
             "llmfailover_provider_up",
             "1 if the provider is eligible for routing (trusted and inside its window), else 0.",
-            [*route, "provider"],
-            registry=registry,
+            (*route, "provider"),
+            counter=False,
         )
-        self.provider_state = Gauge(
+        self.provider_state = Family(
             "llmfailover_provider_state",
             "1 for the provider's current state; the other states have no series (a handful of "
             "series per route however many states there are: match it with == 1).",
-            [*route, "provider", "state"],
-            registry=registry,
+            (*route, "provider", "state"),
+            counter=False,
         )
-        self.active_provider = Gauge(
+        self.active_provider = Family(
             "llmfailover_route_active_provider",
             "1 for the provider the route's ConfigMap names, 0 for the route's other providers.",
-            [*route, "provider"],
-            registry=registry,
+            (*route, "provider"),
+            counter=False,
         )
         # Not in contract §6, which names no metric that knows provider priority: without it,
         # "failed over for longer than N minutes" cannot be alerted on.
-        self.failed_over_now = Gauge(
+        self.failed_over_now = Family(
             "llmfailover_route_failed_over",
             "1 while the route's active provider is not its first one (the FailedOver condition).",
             route,
-            registry=registry,
+            counter=False,
         )
-        self.failovers = Counter(
+        self.failovers = Family(
             "llmfailover_failovers",
             "Switches of a route's active provider, failbacks included.",
-            [*route, "from_provider", "to_provider", "reason"],
-            registry=registry,
+            (*route, "from_provider", "to_provider", "reason"),
+            counter=True,
         )
-        self.last_failover = Gauge(
+        self.last_failover = Family(
             "llmfailover_last_failover_timestamp_seconds",
             "Unix time of the route's last switch of active provider.",
             route,
-            registry=registry,
+            counter=False,
         )
-        self.failover_duration = Histogram(
+        self.failover_duration = HistogramFamily(
             "llmfailover_failover_duration_seconds",
             "From the first failing probe of the active provider to the routing output switched.",
             route,
-            buckets=FAILOVER_BUCKETS,
-            registry=registry,
+            FAILOVER_BUCKETS,
         )
+        self.configmap_writes = Family(
+            "llmfailover_configmap_writes",
+            "Writes (creates and updates) of a route's routing ConfigMap.",
+            route,
+            counter=True,
+        )
+        self.route_series = RouteSeries(
+            (
+                self.provider_up,
+                self.provider_state,
+                self.active_provider,
+                self.failed_over_now,
+                self.failovers,
+                self.last_failover,
+                self.failover_duration,
+                self.configmap_writes,
+            )
+        )
+        self.base = CollectorRegistry()
+        """Everything but the per-route series: rendered by prometheus_client at each scrape.
+        `registry` offers both (tests read it); `exposition` renders both, fast."""
         self.probes = Counter(
             "llmfailover_probes",
             "Probes sent, by endpoint host and resulting state.",
             ["endpoint", "state"],
-            registry=registry,
+            registry=self.base,
         )
         self.probe_duration = Histogram(
             "llmfailover_probe_duration_seconds",
             "Probe round trip, by endpoint host.",
             ["endpoint"],
             buckets=PROBE_BUCKETS,
-            registry=registry,
-        )
-        self.configmap_writes = Counter(
-            "llmfailover_configmap_writes",
-            "Writes (creates and updates) of a route's routing ConfigMap.",
-            route,
-            registry=registry,
+            registry=self.base,
         )
         self.routes = Gauge(
-            "llmfailover_routes", "LLMRoutes the operator manages.", registry=registry
+            "llmfailover_routes", "LLMRoutes the operator manages.", registry=self.base
         )
         self.build_info = Gauge(
             "llmfailover_build_info",
             "Always 1; the version is a label.",
             ["version"],
-            registry=registry,
+            registry=self.base,
         )
         self.build_info.labels(__version__).set(1)
         # Not in contract §6: what supervision (issue 10) needs to be seen.
@@ -120,7 +145,7 @@ class Metrics:
             "loop or route controller that crashed (restarted with backoff), a watch event "
             "that could not be handled.",
             ["task"],
-            registry=registry,
+            registry=self.base,
         )
         for task in INTERNAL_TASKS:
             self.internal_errors.labels(task)
@@ -128,15 +153,16 @@ class Metrics:
             "llmfailover_event_loop_lag_seconds",
             "Worst delay of the operator's event loop over the last ten seconds: what every "
             "probe timeout and API call waits behind.",
-            registry=registry,
+            registry=self.base,
         )
         self.api_requests = Counter(
             "llmfailover_api_requests",
             "The operator's calls to the Kubernetes API (its own client; kopf's lists and "
             "watches aside), by verb, resource and answer (2xx, 4xx, 5xx, or error: none).",
             ["verb", "resource", "code"],
-            registry=registry,
+            registry=self.base,
         )
+        registry.register(_Joined((self.base, self.route_series)))
         self._series: dict[tuple[str, str], _RouteSeries] = {}
 
     def api_request(self, *, verb: str, resource: str, code: str) -> None:
@@ -168,14 +194,14 @@ class Metrics:
         current: dict[str, ProviderState] = {}
         for name, state, eligible in providers:
             current[name] = state
-            self.provider_up.labels(namespace, route, name).set(1 if eligible else 0)
+            self.provider_up.set((namespace, route, name), 1 if eligible else 0)
             before = series.providers.get(name)
             if before is not None and before is not state:
-                _remove(self.provider_state, namespace, route, name, before.value)
-            self.provider_state.labels(namespace, route, name, state.value).set(1)
+                self.provider_state.remove((namespace, route, name, before.value))
+            self.provider_state.set((namespace, route, name, state.value), 1)
             if active is not None:
-                self.active_provider.labels(namespace, route, name).set(1 if name == active else 0)
-        self.failed_over_now.labels(namespace, route).set(1 if failed_over else 0)
+                self.active_provider.set((namespace, route, name), 1 if name == active else 0)
+        self.failed_over_now.set((namespace, route), 1 if failed_over else 0)
         for gone, state in series.providers.items():
             if gone not in current:
                 self._remove_provider(namespace, route, gone, state)
@@ -193,40 +219,51 @@ class Metrics:
         at: float,
         duration_seconds: float | None,
     ) -> None:
-        self.failovers.labels(namespace, route, source, target, reason).inc()
+        self.failovers.inc((namespace, route, source, target, reason))
         self._series.setdefault((namespace, route), _RouteSeries()).failovers.add(
             (source, target, reason)
         )
-        self.last_failover.labels(namespace, route).set(at)
+        self.last_failover.set((namespace, route), at)
         if duration_seconds is not None:
-            self.failover_duration.labels(namespace, route).observe(max(0.0, duration_seconds))
+            self.failover_duration.observe((namespace, route), max(0.0, duration_seconds))
 
     def config_map_written(self, *, namespace: str, route: str) -> None:
-        self.configmap_writes.labels(namespace, route).inc()
+        self.configmap_writes.inc((namespace, route))
+
+    def exposition(self) -> bytes:
+        """`/metrics` in the Prometheus text format: prometheus_client's rendering of the few
+        process-wide series, then the per-route series' kept lines."""
+        return generate_latest(self.base) + self.route_series.render()
 
     def route_removed(self, *, namespace: str, route: str) -> None:
         series = self._series.pop((namespace, route), _RouteSeries())
         for provider, state in series.providers.items():
             self._remove_provider(namespace, route, provider, state)
         for labels in series.failovers:
-            _remove(self.failovers, namespace, route, *labels)
-        for metric in (
+            self.failovers.remove((namespace, route, *labels))
+        for family in (
             self.failed_over_now,
             self.last_failover,
             self.failover_duration,
             self.configmap_writes,
         ):
-            _remove(metric, namespace, route)
+            family.remove((namespace, route))
         self.routes.set(len(self._series))
 
     def _remove_provider(
         self, namespace: str, route: str, provider: str, state: ProviderState
     ) -> None:
-        _remove(self.provider_up, namespace, route, provider)
-        _remove(self.active_provider, namespace, route, provider)
-        _remove(self.provider_state, namespace, route, provider, state.value)
+        self.provider_up.remove((namespace, route, provider))
+        self.active_provider.remove((namespace, route, provider))
+        self.provider_state.remove((namespace, route, provider, state.value))
 
 
-def _remove(metric: Gauge | Counter | Histogram, *labels: str) -> None:
-    with contextlib.suppress(KeyError):  # never set: nothing to remove
-        metric.remove(*labels)
+class _Joined(Collector):
+    """Several collectors registered as one."""
+
+    def __init__(self, parts: tuple[Collector, ...]) -> None:
+        self._parts = parts
+
+    def collect(self) -> Iterator[Metric]:
+        for part in self._parts:
+            yield from part.collect()

@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import kopf
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from llm_failover.handlers import build_registry
 from llm_failover.metrics import Metrics
@@ -30,7 +33,7 @@ async def serve(
     metrics = Metrics(registry or CollectorRegistry())
     redactor = Redactor()
     undo = install_log_redaction(redactor)
-    server, thread = start_http_server(settings.metrics_port, registry=metrics.registry)
+    server, thread = serve_metrics(settings.metrics_port, metrics.exposition)
     try:
         await kopf.operator(
             registry=build_registry(),
@@ -44,5 +47,31 @@ async def serve(
         )
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(timeout=5)
         undo()
+
+
+def serve_metrics(
+    port: int, render: Callable[[], bytes], *, host: str = "0.0.0.0"
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """`/metrics` (any path, as prometheus_client serves it) in the Prometheus text format,
+    from a thread of its own: a scrape never waits for the event loop."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = render()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # a scrape is no news
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return server, thread

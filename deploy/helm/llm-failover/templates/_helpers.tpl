@@ -41,7 +41,7 @@ app.kubernetes.io/component: operator
 - {apiGroups: ["llmfailover.dev"], resources: ["llmroutes/status"], verbs: ["patch"]}
 # The routing ConfigMap (ownership check, write; watch of the ones it wrote, label-selected).
 - {apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "patch"]}
-# apiKeySecretRef reads; spec.target.secretName writes; watch of the ones it wrote, label-selected.
+# apiKeySecretRef reads and watch (a changed key is used within seconds); spec.target.secretName writes.
 - {apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch", "create", "patch"]}
 # FailedOver, ProviderEjected, ... on the LLMRoute (core/v1 Events).
 - {apiGroups: [""], resources: ["events"], verbs: ["create"]}
