@@ -205,8 +205,17 @@ class Operator:
         found = re.search(r"VmHWM:\s+(\d+) kB", status)
         return int(found.group(1)) / 1024 if found else 0.0
 
-    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    def scrape(self) -> tuple[str, float]:
+        """The /metrics text, and the seconds the scrape took (as Prometheus would see it)."""
+        began = time.monotonic()
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30).text
+        return text, time.monotonic() - began
+
+    def metrics(
+        self, text: str | None = None
+    ) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        if text is None:
+            text, _ = self.scrape()
         found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         for line in text.splitlines():
             if line.startswith("#") or " " not in line:
@@ -352,7 +361,7 @@ def one_run(
 
         # At rest.
         before_cpu, before = operator.cpu_seconds(), operator.metrics()
-        before_probes = sum(len(s.requests) for s in stand_ins)
+        before_probes = {s.name: len(s.requests) for s in stand_ins}
         lag = scrape = 0.0
         spy = None
         if profile is not None:  # where the operator's time goes at rest
@@ -367,10 +376,9 @@ def one_run(
         while time.monotonic() - began < rest:
             time.sleep(min(10, rest))  # the gauge is the worst of the last 10 s; a Prometheus
             # scrapes about as often (every scrape of /metrics costs the operator CPU too)
-            scraped = time.monotonic()
-            now = operator.metrics()
-            scrape = max(scrape, time.monotonic() - scraped)
-            for (name, _), value in now.items():
+            text, took = operator.scrape()
+            scrape = max(scrape, took)
+            for (name, _), value in operator.metrics(text).items():
                 if name == "llmfailover_event_loop_lag_seconds":
                     lag = max(lag, value)
         elapsed = time.monotonic() - began
@@ -378,7 +386,13 @@ def one_run(
         if spy is not None:
             spy.wait(timeout=60)
             figures["profile"] = str(tmp / f"profile-{routes}.json")
-        probes = sum(len(s.requests) for s in stand_ins) - before_probes
+        # Per endpoint, the probes in the window over the time they span: exact whatever the
+        # window's edges cut off (a count over the window would be off by up to one per endpoint).
+        probes = 0.0
+        for stand_in in stand_ins:
+            times = [r.time for r in stand_in.requests[before_probes[stand_in.name] :]]
+            if len(times) >= 2:
+                probes += (len(times) - 1) * interval / (times[-1] - times[0])
         calls = api_calls(after) - api_calls(before)
         per_minute = 60 / elapsed
         figures.update(
@@ -388,7 +402,7 @@ def one_run(
             status_patch_per_route_interval=calls["patch custom_object_status"]
             / routes
             / (elapsed / interval),
-            probes_per_interval=probes / (elapsed / interval),
+            probes_per_interval=probes,
             false_timeouts=timeouts(after) - timeouts(before),
             worst_lag_s=lag,
             series=len(after),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -137,16 +136,14 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     async def main_async() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         logging.getLogger(__name__).info(
             "llm-failover %s watching %s",
             __version__,
             ", ".join(settings.namespaces) or "all namespaces",
         )
-        await serve(settings, stop_flag=stop)
+        # kopf handles SIGTERM and SIGINT itself. A stop flag of ours beside them would never
+        # be set (kopf's handlers replace ours), and kopf waits 5 s for its waiter at exit.
+        await serve(settings)
 
     asyncio.run(main_async())
     return 0
