@@ -414,10 +414,21 @@ def one_run(
         switched: dict[str, float] = {}
         watcher = watch_switches(cluster, affected, "s0", switched)
         writes_before = api_calls(operator.metrics())["patch config_map"]
+        spy = None
+        if profile is not None:  # where the operator's time goes during the switch
+            spy = subprocess.Popen(
+                [profile, "record", "--pid", str(operator.process.pid), "--duration", "30",
+                 "--format", "speedscope", "--output", str(tmp / f"switch-{routes}.json")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1)
         blocked_at = time.time()
         stand_ins[0].set(Behaviour.GEO_BLOCKED)
         wait(lambda: len(switched) == len(affected), 300, "every affected ConfigMap switched")
         watcher.join(timeout=5)
+        if spy is not None:
+            spy.wait(timeout=60)
         answered = min(r.time for r in stand_ins[0].requests if r.time >= blocked_at)
         delays = [t - answered for t in switched.values()]
         figures.update(

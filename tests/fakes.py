@@ -73,10 +73,14 @@ class FakeCluster:
         self._fault("create_config_map")
         self._put("ConfigMap", route, name, dict(data))
 
-    async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+    async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> bool:
         self._fault("patch_config_map")
-        self.objects[("ConfigMap", namespace, name)]["data"].update(data)
+        found = self.objects.get(("ConfigMap", namespace, name))
+        if found is None:
+            return False
+        found["data"].update(data)
         self.writes.append(("ConfigMap", name))
+        return True
 
     async def create_secret(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None:
         self._fault("create_secret")
@@ -87,11 +91,15 @@ class FakeCluster:
             {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
         )
 
-    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> bool:
         self._fault("patch_secret")
+        found = self.objects.get(("Secret", namespace, name))
+        if found is None:
+            return False
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-        self.objects[("Secret", namespace, name)]["data"].update(encoded)
+        found["data"].update(encoded)
         self.writes.append(("Secret", name))
+        return True
 
     async def patch_route_status(
         self, namespace: str, name: str, status: Mapping[str, Any]

@@ -488,6 +488,27 @@ async def test_a_route_has_a_handful_of_series_whatever_its_providers_went_throu
     assert not any(m.name.endswith("_created") for m in w.registry.collect() for m in m.samples)
 
 
+async def test_a_switch_costs_one_write_of_the_configmap_and_no_read() -> None:
+    w = World()
+    w.controller.update(body())
+    await w.step(S.HEALTHY)
+    w.cluster.calls.clear()
+    await w.step(S.GEO_BLOCKED)
+    assert w.provider() == "qwen"
+    assert "read_config_map" not in w.cluster.calls
+    assert w.cluster.calls.count("patch_config_map") == 1
+
+
+async def test_a_configmap_gone_behind_the_watchs_back_is_created_again() -> None:
+    w = World()
+    w.controller.update(body())
+    await w.step(S.HEALTHY)
+    del w.cluster.objects[("ConfigMap", NS, "chat-llm")]  # the watch never said so
+    await w.step(S.GEO_BLOCKED)
+    assert w.provider() == "qwen"
+    assert "create_config_map" in w.cluster.calls
+
+
 async def test_our_own_status_coming_back_through_the_watch_wakes_nothing() -> None:
     w = World()
     route = body()

@@ -127,6 +127,10 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("httpcore").setLevel(logging.INFO)  # per-socket traces help nobody
     # One INFO line per probe request helps nobody either: probe results are metrics.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not args.verbose:
+        # kopf says "Handler ... succeeded" for every watch event: 20,000 lines to start 10,000
+        # routes, each formatted and redacted. Its warnings and errors still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings = Settings(
         namespaces=tuple(args.namespace),
         metrics_port=args.metrics_port,

@@ -548,7 +548,16 @@ class RouteController:
         data: Mapping[str, str],
         read: Callable[[str, str], Awaitable[dict[str, Any] | None]],
     ) -> str | None:
-        if self._written.get(kind) == (name, data):
+        """Write one routing object if its content changed. One this route wrote before (and
+        nobody changed since, or the watch would have said so) is patched at once: a switch
+        costs one write, not a read and a write; anything else is read first, for ownership."""
+        known = self._written.get(kind)
+        if known == (name, data):
+            return None
+        patch = self._kube.patch_secret if kind == "Secret" else self._kube.patch_config_map
+        if known is not None and known[0] == name and await patch(self.ref.namespace, name, data):
+            self._written_one(kind, name, "updated")
+            self._written[kind] = (name, dict(data))
             return None
         existing = await read(self.ref.namespace, name)
         if existing is None:
@@ -558,7 +567,6 @@ class RouteController:
         elif not self.ref.owns(existing):
             return f"{kind} {self.ref.namespace}/{name} exists and is not owned by this LLMRoute"
         elif object_data(existing, kind) != dict(data):
-            patch = self._kube.patch_secret if kind == "Secret" else self._kube.patch_config_map
             await patch(self.ref.namespace, name, data)
             self._written_one(kind, name, "updated")
         self._written[kind] = (name, dict(data))

@@ -130,20 +130,26 @@ def observe_run(
     since: datetime | None = None,
 ) -> tuple[ProviderHealth, Transition | None]:
     """Fold `count` answers of one state, the last at `result.time` (the first at `since` when
-    they start a run), as `count` calls of `observe` would: past the thresholds only the streak
-    counters move, so the loop is bounded however long the route waited."""
+    they start a run), as `count` calls of `observe` would. Once the provider is `settled` in
+    that state only the streak counters move: the rest is added, not looped over."""
     transition: Transition | None = None
-    folded = min(count, max(thresholds.failure, thresholds.success_cap) + 1)
-    for index in range(folded):
+    for index in range(count):
         one = replace(result, time=since) if index == 0 and since is not None else result
         health, happened = observe(health, one, thresholds)
         transition = happened or transition
-    rest = count - folded
-    if rest > 0:
-        if result.state is ProviderState.HEALTHY:
-            health = replace(health, consecutive_successes=health.consecutive_successes + rest)
-        else:
-            health = replace(health, consecutive_failures=health.consecutive_failures + rest)
+        rest = count - index - 1
+        if rest and health.state is result.state and settled(health, thresholds):
+            healthy = result.state is ProviderState.HEALTHY
+            streak = "consecutive_successes" if healthy else "consecutive_failures"
+            counted = {streak: getattr(health, streak) + rest}
+            return replace(
+                health,
+                **counted,
+                last_probe=result.time,
+                message=result.message,
+                http_status=result.http_status,
+                latency_milliseconds=result.latency_milliseconds,
+            ), transition
     return health, transition
 
 

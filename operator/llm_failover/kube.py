@@ -68,9 +68,9 @@ class ClusterApi(Protocol):
     ) -> None: ...
     async def patch_config_map(
         self, namespace: str, name: str, data: Mapping[str, str]
-    ) -> None: ...
+    ) -> bool: ...
     async def create_secret(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None: ...
-    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None: ...
+    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> bool: ...
     async def patch_route_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None: ...
@@ -221,10 +221,12 @@ class KubeClient:
         body = {"metadata": self._owned_metadata(route, name), "data": dict(data)}
         await self._call(self._core.create_namespaced_config_map, route.namespace, body)
 
-    async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
-        await self._call(
+    async def patch_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> bool:
+        """False when there is no such ConfigMap (nothing written)."""
+        patched = await self._call(
             self._core.patch_namespaced_config_map, name, namespace, {"data": dict(data)}
         )
+        return patched is not None
 
     async def create_secret(self, route: RouteRef, name: str, data: Mapping[str, str]) -> None:
         body = {
@@ -234,10 +236,12 @@ class KubeClient:
         }
         await self._call(self._core.create_namespaced_secret, route.namespace, body)
 
-    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
-        await self._call(
+    async def patch_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> bool:
+        """False when there is no such Secret (nothing written)."""
+        patched = await self._call(
             self._core.patch_namespaced_secret, name, namespace, {"data": _encode(data)}
         )
+        return patched is not None
 
     async def patch_route_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
