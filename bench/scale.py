@@ -54,6 +54,12 @@ ENDPOINTS, PRIMARIES, NAMESPACES = 20, 4, 10
 TOTAL_CPUS = os.cpu_count() or 1
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,6 +127,9 @@ class Cluster:
     def client(self, timeout: float | None) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
     def create(self, path: str, obj: dict[str, Any]) -> None:
         answer = self.http.post(path, json=obj)
         if answer.status_code >= 300:
@@ -170,6 +179,9 @@ class RealControlPlane(Cluster):
         context.load_cert_chain(str(pki.path("admin.crt")), str(pki.path("admin.key")))
         return httpx.Client(base_url=self.url, verify=context, timeout=timeout)
 
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(p.pid) for p in self.plane.processes.values())
+
     def stop(self) -> None:
         self.http.close()
         self.plane.remove()
@@ -197,8 +209,7 @@ class Operator:
         self.started = time.monotonic()
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def peak_rss_mb(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -361,6 +372,7 @@ def one_run(
 
         # At rest.
         before_cpu, before = operator.cpu_seconds(), operator.metrics()
+        cluster_before = cluster.cpu_seconds()
         before_probes = {s.name: len(s.requests) for s in stand_ins}
         lag = scrape = 0.0
         spy = None
@@ -383,6 +395,7 @@ def one_run(
                     lag = max(lag, value)
         elapsed = time.monotonic() - began
         after_cpu, after = operator.cpu_seconds(), operator.metrics()
+        cluster_after = cluster.cpu_seconds()
         if spy is not None:
             spy.wait(timeout=60)
             figures["profile"] = str(tmp / f"profile-{routes}.json")
@@ -397,6 +410,7 @@ def one_run(
         per_minute = 60 / elapsed
         figures.update(
             cpu_s_per_min=(after_cpu - before_cpu) * per_minute,
+            cluster_cpu_s_per_min=(cluster_after - cluster_before) * per_minute,
             calls_per_min=sum(calls.values()) * per_minute,
             calls_by_kind={k: round(v * per_minute) for k, v in calls.most_common()},
             status_patch_per_route_interval=calls["patch custom_object_status"]
@@ -423,10 +437,24 @@ def one_run(
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1)
+        switch_cpu = operator.cpu_seconds(), cluster.cpu_seconds()
         blocked_at = time.time()
         stand_ins[0].set(Behaviour.GEO_BLOCKED)
         wait(lambda: len(switched) == len(affected), 300, "every affected ConfigMap switched")
         watcher.join(timeout=5)
+        # The statuses and Events of the switches follow the ConfigMaps: wait until the
+        # operator's API calls stop (2 s without one, at most 120 s), then count the cost.
+        calls, quiet_since, waited = api_calls(operator.metrics()), time.monotonic(), 0
+        while time.monotonic() - quiet_since < 2 and waited < 240:
+            time.sleep(0.5)
+            waited += 1
+            now_calls = api_calls(operator.metrics())
+            if now_calls != calls:
+                calls, quiet_since = now_calls, time.monotonic()
+        figures.update(
+            switch_cpu_s=operator.cpu_seconds() - switch_cpu[0],
+            switch_cluster_cpu_s=cluster.cpu_seconds() - switch_cpu[1],
+        )
         if spy is not None:
             spy.wait(timeout=60)
         answered = min(r.time for r in stand_ins[0].requests if r.time >= blocked_at)
@@ -435,10 +463,7 @@ def one_run(
             switch_p50_s=percentile(delays, 50),
             switch_p99_s=percentile(delays, 99),
             switch_max_s=max(delays),
-            writes_per_switched_route=(
-                api_calls(operator.metrics())["patch config_map"] - writes_before
-            )
-            / len(affected),
+            writes_per_switched_route=(calls["patch config_map"] - writes_before) / len(affected),
             peak_rss_mb=operator.peak_rss_mb(),
         )
         figures["sigterm_s"] = operator.stop()
@@ -458,6 +483,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("routes", "routes", "{:,d}"),
         ("converged_s", "converged (s)", "{:.1f}"),
         ("cpu_s_per_min", "CPU s/min at rest", "{:.1f}"),
+        ("cluster_cpu_s_per_min", "cluster CPU s/min at rest", "{:.1f}"),
         ("calls_per_min", "API calls/min at rest", "{:,.0f}"),
         ("status_patch_per_route_interval", "status PATCH/route/interval", "{:.2f}"),
         ("probes_per_interval", f"probes/interval (of {ENDPOINTS})", "{:.1f}"),
@@ -470,6 +496,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("switch_p99_s", "switch p99 (s)", "{:.2f}"),
         ("switch_max_s", "switch max (s)", "{:.2f}"),
         ("writes_per_switched_route", "CM writes/switched route", "{:.2f}"),
+        ("switch_cpu_s", "switch CPU s (all writes)", "{:.1f}"),
+        ("switch_cluster_cpu_s", "switch cluster CPU s", "{:.1f}"),
         ("sigterm_s", "SIGTERM→exit (s)", "{:.1f}"),
     ]
     lines = ["| " + " | ".join(title for _, title, _ in columns) + " |"]
