@@ -113,6 +113,23 @@ def test_first_routing(env: Env, stand_ins: Providers, operator: OperatorProcess
     )
 
 
+def test_a_fixed_key_secret_is_used_within_seconds(env: Env, stand_ins: Providers) -> None:
+    """The key Secret held a wrong key: once someone fixes it, the watch of Secrets brings the
+    new key to the next probe, and the route fails back within seconds (not at the resync,
+    minutes later)."""
+    spec = three_providers(stand_ins, env)
+    env.key_secret("openai-key", "sk-wrong-0123456789abcdef")
+    env.llm_route("chat", spec)
+    routed_to(env, "qwen")
+    wait_for(
+        lambda: env.provider_status("chat", "openai").get("state") == "Unauthorized",
+        what="openai Unauthorized",
+    )
+    assert stand_ins["openai"].api_key is not None
+    env.key_secret("openai-key", stand_ins["openai"].api_key)
+    routed_to(env, "openai")  # 20 s at most; the resync comes after 300
+
+
 def test_geo_block_fails_over_at_the_next_probe(env: Env, stand_ins: Providers) -> None:
     env.llm_route("chat", three_providers(stand_ins, env, healthCheck={"failureThreshold": 5}))
     routed_to(env, "openai")

@@ -1,8 +1,10 @@
 """Keeps each LLMRoute's routing output in step with its providers' health.
 
-One `RouteController` per route runs gather → decide → act → report whenever a probe it depends on
-has finished, its spec changed, an object it wrote was changed by someone else, or a schedule
-window opens or closes. Its `run` loop is supervised by the route manager: a crash is reported on
+One `RouteController` per route runs gather → decide → act → report whenever a probe answer it
+depends on can change something for it (a new state, or a provider counting towards a threshold;
+the answers in between are counted then), a key Secret it uses changed, its spec changed, an
+object it wrote was changed by someone else, a schedule window opens or closes, or the status
+heartbeat is due. Its `run` loop is supervised by the route manager: a crash is reported on
 the route (Ready=False, OperatorError) and the loop restarts; an API error is retried, and one the
 server refuses (403: RBAC) is also shown on the route (Ready=False, Forbidden, or a Forbidden Event
 when the status itself may not be written); a route whose own status can no longer be written
