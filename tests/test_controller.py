@@ -4,6 +4,8 @@ routing output, status, Events and every route metric's exact value through one 
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -386,6 +388,20 @@ async def test_a_probe_that_changes_nothing_writes_nothing_until_the_heartbeat()
     assert entry["consecutiveSuccesses"] == 14  # the per-probe facts, brought up to date
     await w.step(S.HEALTHY)
     assert w.cluster.status_writes == writes + 1
+
+
+def test_the_heartbeat_stretches_with_the_routes() -> None:
+    """All routes' heartbeat writes together stay under a few a second: at 10,000 routes one
+    route's per-probe facts reach its status every half hour or so, not every 5 minutes."""
+    w = World()
+    for routes, shortest, longest in ((10, 300 * 0.75, 300), (10_000, 2000 * 0.75, 2000)):
+        services = replace(w.services(w.metrics), routes=lambda n=routes: n)
+        controller = RouteController(ref=REF, services=services)
+        due = [controller._next_heartbeat() - time.monotonic() for _ in range(200)]
+        assert shortest - 1 <= min(due)
+        assert max(due) <= longest
+        first = controller._heartbeat_at - time.monotonic()
+        assert longest * 0.5 - 1 <= first <= longest  # a restart is no reason for a write
 
 
 async def test_a_threshold_crossing_writes_once() -> None:

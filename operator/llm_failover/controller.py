@@ -69,6 +69,10 @@ from llm_failover.supervision import Watchdog
 log = logging.getLogger(__name__)
 
 REVISION_ANNOTATION = "llmfailover.dev/route-revision"
+HEARTBEAT_WRITES_PER_SECOND = 5.0
+"""Routine status writes (per-probe facts alone) of all routes together, at most, on average: at
+10,000 routes a heartbeat write costs the operator about 6 ms of CPU (the write and its echo
+through the watch), so every route's every 300 s would take a quarter of a core."""
 MAX_PENDING_EVENTS = 100
 """Events kept for a retry while the API server refuses them; the oldest go first."""
 RECONCILE_DEADLINE_SECONDS = 900.0
@@ -104,6 +108,8 @@ class Services:
     watchdog: Watchdog = field(default_factory=Watchdog)
     secrets: SecretCache | None = None
     """Key Secrets shared by all routes (else each controller reads its own)."""
+    routes: Callable[[], int] = lambda: 1
+    """How many routes the operator manages: the status heartbeat stretches with them."""
 
 
 class RouteController:
@@ -136,7 +142,8 @@ class RouteController:
         self._failover_count = 0
         self._last_failover: dict[str, Any] | None = None
         self._status: dict[str, Any] = {}
-        self._heartbeat_at = self._next_heartbeat()  # a restart is no reason for a write
+        self._routes = services.routes
+        self._heartbeat_at = self._next_heartbeat(first=True)  # no write because of a restart
         # object kind → (name, data) we know is there; dropped when someone else changes it
         self._written: dict[str, tuple[str, Mapping[str, str]]] = {}
         self._pending: list[Event] = []  # Events not posted yet: they survive a failed write
@@ -725,11 +732,16 @@ class RouteController:
         self._status = status
         self._heartbeat_at = self._next_heartbeat()
 
-    def _next_heartbeat(self) -> float:
+    def _next_heartbeat(self, *, first: bool = False) -> float:
         """When per-probe facts are next due in the status: a heartbeat from now, less up to a
-        quarter at random, so routes created (or resumed) together do not all write together."""
-        heartbeat = self._settings.status_heartbeat_seconds
-        return time.monotonic() + heartbeat * random.uniform(0.75, 1.0)
+        quarter (the first time, up to half) at random, so routes created or resumed together
+        do not write together. With many routes the heartbeat stretches so that all of them
+        together write at most `HEARTBEAT_WRITES_PER_SECOND` statuses a second."""
+        heartbeat = max(
+            self._settings.status_heartbeat_seconds,
+            self._routes() / HEARTBEAT_WRITES_PER_SECOND,
+        )
+        return time.monotonic() + heartbeat * random.uniform(0.5 if first else 0.75, 1.0)
 
     async def _post_pending(self, now: datetime) -> None:
         """Post queued Events in order; what the API server refuses waits for the retry."""

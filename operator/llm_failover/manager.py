@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from llm_failover.controller import RouteController, Services
@@ -23,8 +24,8 @@ class RouteManager:
     """Owns the route controllers; kopf's handlers only tell it what the watches saw."""
 
     def __init__(self, services: Services) -> None:
-        self._services = services
         self._routes: dict[str, tuple[RouteController, asyncio.Task[None]]] = {}
+        self._services = replace(services, routes=lambda: len(self._routes))
         self._by_uid: dict[str, RouteController] = {}
 
     def observe(self, body: Mapping[str, Any]) -> None:

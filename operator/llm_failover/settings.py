@@ -28,7 +28,8 @@ class Settings:
     status_heartbeat_seconds: float = 300.0
     """Seconds between status writes when nothing a person or a restarted operator needs has
     changed: per-probe facts (last probe time, latency, streaks below a threshold, the latest
-    answer's message) reach the status at most this often; metrics carry them meanwhile."""
+    answer's message) reach the status at most this often; metrics carry them meanwhile. With
+    many routes it stretches: all routes together write at most 5 such statuses a second."""
     retry_seconds: float = 5.0
     """Seconds before a reconcile that failed on an API error is tried again."""
     watch_timeout_seconds: int = 300
