@@ -221,9 +221,12 @@ def _contained(memo: kopf.Memo, body: kopf.Body) -> Iterator[None]:
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
-    """A detached copy: the controller reads it later, after kopf has moved on."""
+    """A detached copy: the controller reads it later, after kopf has moved on. Without the
+    server's `managedFields` (a real API server adds kilobytes of them to every object, and a
+    copy is kept per route)."""
+    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
     return {
-        "metadata": _copy(body.get("metadata")),
+        "metadata": _copy(metadata),
         "spec": _copy(body.get("spec")),
         "status": _copy(body.get("status")),
         "data": _copy(body.get("data")),
