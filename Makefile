@@ -35,7 +35,7 @@ e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e tests/e2e -v
 
 # Figures, not tests (bench/*.py print numbers): what hostile providers cost the operator, and
-# how its cost grows with routes (SCALE_ARGS="--routes 100,1000,10000").
+# how its cost grows with routes (SCALE_ARGS="--routes 100,1000 --cluster embedded --rest 60").
 bench: $(STAMP)
 	$(BIN)/python bench/hostile.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)

@@ -502,7 +502,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("cpu_s_per_min", "CPU s/min at rest", "{:.1f}"),
         ("cluster_cpu_s_per_min", "cluster CPU s/min at rest", "{:.1f}"),
         ("calls_per_min", "API calls/min at rest", "{:,.0f}"),
-        ("status_patch_per_route_heartbeat", "status PATCH/route/heartbeat", "{:.2f}"),
+        ("status_patch_per_route_heartbeat", "status PATCH/route/300 s", "{:.2f}"),
         ("probes_per_interval", f"probes/interval (of {ENDPOINTS})", "{:.1f}"),
         ("false_timeouts", "false Timeouts", "{:d}"),
         ("worst_lag_s", "worst loop lag (s)", "{:.2f}"),

@@ -143,7 +143,11 @@ class RouteController:
         self._last_failover: dict[str, Any] | None = None
         self._status: dict[str, Any] = {}
         self._routes = services.routes
-        self._heartbeat_at = self._next_heartbeat(first=True)  # no write because of a restart
+        # The heartbeat runs from the last write (or the start: no write because of a restart)
+        # for a random part of its length, which is worked out when needed: the routes counted
+        # then, not while the operator is still finding them at start.
+        self._heartbeat_from = time.monotonic()
+        self._heartbeat_part = random.uniform(0.5, 1.0)
         # object kind → (name, data) we know is there; dropped when someone else changes it
         self._written: dict[str, tuple[str, Mapping[str, str]]] = {}
         self._pending: list[Event] = []  # Events not posted yet: they survive a failed write
@@ -721,27 +725,32 @@ class RouteController:
     async def _patch_status(self, status: dict[str, Any], *, routine: bool = False) -> None:
         """Write the status if it changed; a `routine` one (a probe's facts alone) only once
         the heartbeat is due."""
-        heartbeat_due = time.monotonic() >= self._heartbeat_at
+        heartbeat_due = self._heartbeat_in() <= 0
         if status == self._status:
             if heartbeat_due:
-                self._heartbeat_at = self._next_heartbeat()  # nothing to tell: wait another
+                self._restart_heartbeat()  # nothing to tell: wait another
             return
         if routine and not heartbeat_due and significant(status) == significant(self._status):
             return
         await self._kube.patch_route_status(self.ref.namespace, self.ref.name, status)
         self._status = status
-        self._heartbeat_at = self._next_heartbeat()
+        self._restart_heartbeat()
 
-    def _next_heartbeat(self, *, first: bool = False) -> float:
-        """When per-probe facts are next due in the status: a heartbeat from now, less up to a
-        quarter (the first time, up to half) at random, so routes created or resumed together
-        do not write together. With many routes the heartbeat stretches so that all of them
-        together write at most `HEARTBEAT_WRITES_PER_SECOND` statuses a second."""
+    def _heartbeat_in(self) -> float:
+        """Seconds until per-probe facts are due in the status. A heartbeat stretches with the
+        routes, so that all of them together write at most `HEARTBEAT_WRITES_PER_SECOND`
+        routine statuses a second; each route waits a random part of it (three quarters to all
+        of it; half to all the first time), so routes created or resumed together do not write
+        together."""
         heartbeat = max(
             self._settings.status_heartbeat_seconds,
             self._routes() / HEARTBEAT_WRITES_PER_SECOND,
         )
-        return time.monotonic() + heartbeat * random.uniform(0.5 if first else 0.75, 1.0)
+        return self._heartbeat_from + heartbeat * self._heartbeat_part - time.monotonic()
+
+    def _restart_heartbeat(self) -> None:
+        self._heartbeat_from = time.monotonic()
+        self._heartbeat_part = random.uniform(0.75, 1.0)
 
     async def _post_pending(self, now: datetime) -> None:
         """Post queued Events in order; what the API server refuses waits for the retry."""
@@ -784,7 +793,7 @@ class RouteController:
         or a retry."""
         waits: list[float] = []
         if self._spec is not None:
-            waits.append(self._heartbeat_at - time.monotonic())
+            waits.append(self._heartbeat_in())
         if self._retry_at is not None:
             waits.append(self._retry_at - time.monotonic())
         now = self._clock()
