@@ -472,8 +472,9 @@ def api_requests() -> timeseries.Panel:
         .description(
             "The operator's own calls to the Kubernetes API per minute, by verb and resource "
             "(llmfailover_api_requests_total; kopf's lists and watches aside). At rest this "
-            "stays near zero whatever the number of routes: writes come with changes, key "
-            "Secrets are read once per Secret and refresh period."
+            "stays near zero whatever the number of routes: writes come with changes and "
+            "heartbeats (5 a second at most), key Secrets come from a watch and are read again "
+            "once per Secret and resync period."
         )
         .datasource(DATASOURCE)
         .with_target(query(expr, "{{verb}} {{resource}}"))
