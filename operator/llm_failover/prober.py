@@ -202,7 +202,7 @@ class Prober:
         deliver: Callable[[list[Wake]], None] | None = None,
     ) -> None:
         self._client = client
-        self._deliver = deliver if deliver is not None else _set_all  # how wakes are set
+        self._deliver = deliver if deliver is not None else set_all  # how wakes are set
         self._clock = clock
         self._max_body_bytes = max_body_bytes
         self._on_report = on_report
@@ -447,7 +447,8 @@ class Prober:
         )
 
 
-def _set_all(wakes: list[Wake]) -> None:
+def set_all(wakes: list[Wake]) -> None:
+    """Wake each subscriber (on the loop the wakes belong to)."""
     for wake in wakes:
         wake.set()
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import httpx
 
-from llm_failover.prober import Endpoint, Prober, Report, Schedule, Wake
+from llm_failover.prober import Endpoint, Prober, Report, Schedule, Wake, set_all
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,4 @@ class ProbeThread:
 
     def _deliver(self, wakes: list[Wake]) -> None:
         """Called on the probe loop: set the wakes on the main loop, one hand-over per answer."""
-        self._main.call_soon_threadsafe(_set_all, wakes)
-
-
-def _set_all(wakes: list[Wake]) -> None:
-    for wake in wakes:
-        wake.set()
+        self._main.call_soon_threadsafe(set_all, wakes)
