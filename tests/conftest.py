@@ -73,9 +73,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+OPERATOR_NAMESPACE = "llm-failover"  # deploy/'s namespace and ServiceAccount name
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:llm-failover"
+
+
 @dataclass
 class OperatorProcess:
-    """`llm-failover run` as a user starts it, against the emulated cluster's kubeconfig."""
+    """`llm-failover run` as a user starts it, against the emulated cluster's kubeconfig.
+
+    It elects itself on deploy/'s Lease (in OPERATOR_NAMESPACE) when `leader_elect`, as in a
+    pod; else it is the only writer (`--leader-elect=false`): a test that runs an operator of
+    its own beside the shared one, or kills one and starts another at once, needs no Lease."""
 
     kubeconfig: Path
     log_path: Path
@@ -83,11 +91,16 @@ class OperatorProcess:
     process: subprocess.Popen[bytes] | None = None
     health_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
+    leader_elect: bool = False
 
     def start(self) -> OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         args = [sys.executable, "-m", "llm_failover.cli", "run", "--verbose"]
         args += ["--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port)]
+        if self.leader_elect:
+            args += ["--leader-elect-resource-namespace", OPERATOR_NAMESPACE]
+        else:
+            args += ["--leader-elect=false"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*args, *self.extra_args], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -282,14 +295,17 @@ def kubeconfig(cluster: EmulatedCluster, tmp_path_factory: pytest.TempPathFactor
     return cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
 
 
-OPERATOR_NAMESPACE = "llm-failover"  # deploy/'s namespace and ServiceAccount name
-OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:llm-failover"
-
-
 def deploy_rbac(real: RealCluster) -> None:
     """deploy/'s Namespace, ServiceAccount and cluster-wide RBAC, applied as `kubectl apply -k`
     would (the rest of deploy/ is not needed to run the operator outside the cluster)."""
-    kinds = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    kinds = (
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    )
     for obj in kustomize(ROOT / "deploy"):
         if obj["kind"] in kinds:
             real.apply(obj)
@@ -365,9 +381,14 @@ def operator(
     operator_kubeconfig: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """One operator for the integration tests that do not restart it; each test has a namespace."""
+    """One operator for the integration tests that do not restart it; each test has a namespace.
+    It holds deploy/'s Lease, as a deployed replica does."""
+    if not isinstance(cluster, RealCluster):
+        cluster.add_namespace(OPERATOR_NAMESPACE)  # the real one has deploy/'s
     process = OperatorProcess(
-        operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log"
+        operator_kubeconfig,
+        tmp_path_factory.mktemp("operator") / "operator.log",
+        leader_elect=True,
     ).start()
     SHARED_OPERATORS[id(cluster)] = process
     yield process

@@ -13,7 +13,8 @@ import kubernetes
 import pytest
 
 from conftest import CRD, GROUP, PLURAL, VERSION
-from llm_failover.kube import KubeClient, KubeError, RouteGone, RouteRef
+from llm_failover.kube import KubeClient, KubeError, LeaseClient, NotLeader, RouteGone, RouteRef
+from llm_failover.leader import Leadership, LeaseConflict
 from llm_failover.redact import Redactor
 from llm_failover.sandbox.cluster import EmulatedCluster
 
@@ -124,3 +125,73 @@ async def test_every_call_is_counted_by_verb_resource_and_answer(
     with pytest.raises(KubeError):
         await kube.read_secret("counted", "keys")
     assert lost == [("read", "secret", "none")]
+
+
+async def test_writes_wait_for_the_lease_and_reads_do_not(
+    own_cluster: tuple[EmulatedCluster, Path],
+) -> None:
+    """The gate sits in the client, in the thread, right before a request is sent: a standby
+    (or a leader past its renew deadline) sends no write at all; reads go on."""
+    cluster, kubeconfig = own_cluster
+    namespace = f"k-{uuid.uuid4().hex[:8]}"
+    cluster.add_namespace(namespace)
+    now = [100.0]
+    leadership = Leadership(margin_seconds=5, clock=lambda: now[0])
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(
+        config_file=str(kubeconfig), client_configuration=configuration
+    )
+    kube = KubeClient(kubernetes.client.ApiClient(configuration), leadership=leadership)
+    route = RouteRef(namespace, "chat", "uid-1")
+    try:
+        sent = len(cluster.requests)
+        with pytest.raises(NotLeader):
+            await kube.create_config_map(route, "chat-llm", {"LLM_PROVIDER": "qwen"})
+        assert await kube.read_config_map(namespace, "chat-llm") is None
+        assert [m for m, _ in cluster.requests[sent:]] == ["GET"]  # the write never left
+        leadership.hold(until=110.0)
+        await kube.create_config_map(route, "chat-llm", {"LLM_PROVIDER": "qwen"})
+        now[0] = 110.0  # the renew deadline, not renewed
+        with pytest.raises(NotLeader):
+            await kube.patch_config_map(namespace, "chat-llm", {"LLM_PROVIDER": "openai"})
+        found = await kube.read_config_map(namespace, "chat-llm")
+        assert found is not None
+        assert found["data"] == {"LLM_PROVIDER": "qwen"}
+        assert kube.drained(within=0)
+    finally:
+        kube.close()
+
+
+async def test_the_lease_client_creates_replaces_and_conflicts(
+    own_cluster: tuple[EmulatedCluster, Path],
+) -> None:
+    cluster, kubeconfig = own_cluster
+    cluster.add_namespace("llm-failover")
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(
+        config_file=str(kubeconfig), client_configuration=configuration
+    )
+    leases = LeaseClient(kubernetes.client.ApiClient(configuration))
+    try:
+        assert leases.get_lease("llm-failover", "llm-failover", timeout=5) is None
+        body = {"metadata": {"name": "llm-failover"}, "spec": {"holderIdentity": "a"}}
+        created = leases.create_lease("llm-failover", body, timeout=5)
+        with pytest.raises(LeaseConflict):
+            leases.create_lease("llm-failover", body, timeout=5)
+        renewed = leases.replace_lease(
+            "llm-failover",
+            "llm-failover",
+            {**created, "spec": {"holderIdentity": "a", "leaseTransitions": 1}},
+            timeout=5,
+        )
+        assert renewed["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
+        with pytest.raises(LeaseConflict):  # written over a version since replaced
+            leases.replace_lease(
+                "llm-failover", "llm-failover", {**created, "spec": {"holderIdentity": "b"}},
+                timeout=5,
+            )  # fmt: skip
+        found = leases.get_lease("llm-failover", "llm-failover", timeout=5)
+        assert found is not None
+        assert found["spec"]["holderIdentity"] == "a"
+    finally:
+        leases.close()

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from llm_failover import __version__
+from llm_failover.leader import Timings
 from llm_failover.settings import Settings
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def _port(text: str) -> int:
@@ -24,6 +30,32 @@ def _seconds(text: str) -> float:
     if not 0 < value <= 86400:
         raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 < s <= 86400)")
     return value
+
+
+def own_namespace() -> str | None:
+    """The operator pod's namespace: POD_NAMESPACE (the downward API), else the namespace of
+    its service account's mounted token; None outside a pod."""
+    found = os.environ.get("POD_NAMESPACE", "").strip()
+    if not found:
+        try:
+            with open(SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as file:
+                found = file.read().strip()
+        except OSError:
+            return None
+    return found or None
+
+
+def _boolean(text: str) -> bool:
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+        text.strip().lower()
+    )
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither true nor false")
+    return value
+
+
+def _resource_name(text: str) -> bool:
+    return bool(re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", text))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +101,57 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="every key Secret in use is read again once per this period, in case the watch "
         f"of Secrets missed a change (default {Settings.secret_resync_seconds:.0f})",
+    )
+    elect = run.add_argument_group(
+        "leader election",
+        "With several replicas one leader, elected on a coordination.k8s.io/v1 Lease, writes; "
+        "the others watch and probe, ready to take over (docs/install.md).",
+    )
+    elect.add_argument(
+        "--leader-elect",
+        nargs="?",
+        const=True,
+        type=_boolean,
+        default=Settings.leader_elect,
+        metavar="true|false",
+        help="elect a leader before writing (default true; --leader-elect=false for a single "
+        "process)",
+    )
+    elect.add_argument(
+        "--leader-elect-lease-duration",
+        type=_seconds,
+        default=Settings.lease_seconds,
+        metavar="SECONDS",
+        help="how long a standby waits after the Lease last changed before taking it "
+        f"(default {Settings.lease_seconds:g})",
+    )
+    elect.add_argument(
+        "--leader-elect-renew-deadline",
+        type=_seconds,
+        default=Settings.renew_deadline_seconds,
+        metavar="SECONDS",
+        help="how long the leader writes without renewing; shorter than the lease duration "
+        f"(default {Settings.renew_deadline_seconds:g})",
+    )
+    elect.add_argument(
+        "--leader-elect-retry-period",
+        type=_seconds,
+        default=Settings.retry_period_seconds,
+        metavar="SECONDS",
+        help="how often the Lease is renewed or looked at "
+        f"(default {Settings.retry_period_seconds:g})",
+    )
+    elect.add_argument(
+        "--leader-elect-resource-name",
+        default=Settings.lease_name,
+        metavar="NAME",
+        help=f"the Lease's name (default {Settings.lease_name})",
+    )
+    elect.add_argument(
+        "--leader-elect-resource-namespace",
+        default=None,
+        metavar="NS",
+        help="the Lease's namespace (default: the operator pod's own; required outside a pod)",
     )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
@@ -119,7 +202,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # unreachable: argparse rejects unknown commands
 
 
+def _refuse(message: str) -> NoReturn:
+    """A bad combination of `run`'s options: said as argparse says a bad one, exit status 2."""
+    print(f"llm-failover run: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _run(args: argparse.Namespace) -> int:
+    timings = Timings(
+        args.leader_elect_lease_duration,
+        args.leader_elect_renew_deadline,
+        args.leader_elect_retry_period,
+    )
+    lease_namespace = args.leader_elect_resource_namespace
+    if args.leader_elect:
+        problem = timings.problem()
+        if problem is not None:
+            _refuse(
+                f"--leader-elect-lease-duration {timings.lease_seconds:g}, "
+                f"--leader-elect-renew-deadline {timings.renew_deadline_seconds:g}, "
+                f"--leader-elect-retry-period {timings.retry_seconds:g}: {problem}"
+            )
+        if not _resource_name(args.leader_elect_resource_name):
+            _refuse(
+                f"--leader-elect-resource-name {args.leader_elect_resource_name!r} is not a "
+                "Kubernetes name (lowercase letters, digits, '-' and '.', at most 253)"
+            )
+        lease_namespace = lease_namespace or own_namespace()
+        if lease_namespace is None:
+            _refuse(
+                "--leader-elect-resource-namespace is required outside a pod (or "
+                "--leader-elect=false for a single process)"
+            )
+
     import kopf
 
     from llm_failover.runtime import serve
@@ -138,6 +253,12 @@ def _run(args: argparse.Namespace) -> int:
         health_port=args.health_port,
         status_heartbeat_seconds=args.status_heartbeat,
         secret_resync_seconds=args.secret_resync,
+        leader_elect=args.leader_elect,
+        lease_name=args.leader_elect_resource_name,
+        lease_namespace=lease_namespace,
+        lease_seconds=timings.lease_seconds,
+        renew_deadline_seconds=timings.renew_deadline_seconds,
+        retry_period_seconds=timings.retry_seconds,
     )
 
     async def main_async() -> None:

@@ -39,11 +39,12 @@ from llm_failover.kube import (
     ClusterApi,
     Forbidden,
     KubeError,
+    NotLeader,
     RouteGone,
     RouteRef,
     object_data,
-    secret_bytes,
 )
+from llm_failover.leader import Leadership
 from llm_failover.metrics import Metrics
 from llm_failover.policy import Condition, Decision, Reason, decide
 from llm_failover.prober import Clock, Endpoint, ProbeSource, Schedule
@@ -110,6 +111,8 @@ class Services:
     """Key Secrets shared by all routes (else each controller reads its own)."""
     routes: Callable[[], int] = lambda: 1
     """How many routes the operator manages: the status heartbeat stretches with them."""
+    leadership: Leadership = field(default_factory=Leadership.single)
+    """Whether this replica writes (`leader`); a standby gathers health and writes nothing."""
 
 
 class RouteController:
@@ -124,12 +127,15 @@ class RouteController:
         self._redactor = services.redactor
         self._watchdog = services.watchdog
         self._secrets = services.secrets or SecretCache(services.kube.read_secret)
+        self._leadership = services.leadership
+        self._leading = self._leadership.leading  # what this controller last worked as
         self._wake = asyncio.Event()
         self._body: Mapping[str, Any] = {}
         self._spec: RouteSpec | None = None  # the last valid spec: its schedule windows wake us
         self._parsed: tuple[Any, str, RouteSpec] | None = None  # raw spec, canonical, parsed
         self._seeded = False
         self._decided_spec: str | None = None  # canonical JSON of the spec last decided on
+        self._keys_for: str | None = None  # canonical JSON of the spec the keys were read for
         self._observed_generation: int | None = None
         self._health: dict[str, ProviderHealth] = {}
         self._consumed: dict[str, tuple[Endpoint, int]] = {}  # provider → its answers read
@@ -171,7 +177,10 @@ class RouteController:
         previous, self._body = self._body, body
         observed = body.get("status")
         if self._seeded and isinstance(observed, Mapping) and observed != self._status:
-            self._status = dict(observed)
+            if self._leading:
+                self._status = dict(observed)
+            else:  # the leader wrote it: the standby's state follows
+                self._adopt(observed)
         elif previous and previous.get("spec") == body.get("spec"):
             return  # our own status write coming back: nothing to decide
         self._wake.set()
@@ -191,6 +200,10 @@ class RouteController:
             except RouteGone:
                 log.info("%s: the LLMRoute no longer exists: stopping its work", self.key)
                 return
+            except NotLeader:
+                # Leadership is passing: a change wakes this loop; a renewal, the retry.
+                log.debug("%s: a write was not sent: not the leader", self.key)
+                self._retry_at = time.monotonic() + self._settings.retry_seconds
             except Forbidden as exc:
                 self._retry_at = time.monotonic() + self._settings.retry_seconds
                 await self._report_forbidden(exc)
@@ -199,6 +212,9 @@ class RouteController:
                 self._retry_at = time.monotonic() + self._settings.retry_seconds
             finally:
                 self._watchdog.done(f"route {self.key}")
+
+    def wake(self) -> None:
+        self._wake.set()
 
     def stop(self) -> None:
         self._prober.unsubscribe(self.key)
@@ -209,7 +225,10 @@ class RouteController:
         self._watchdog.done(f"route {self.key}")
 
     async def report_crash(self, exc: Exception, retry_in_seconds: float) -> None:
-        """Show a crash where users look: Ready=False, reason OperatorError, on the route."""
+        """Show a crash where users look: Ready=False, reason OperatorError, on the route (by
+        the leader: a standby's crash is in its log and metrics only)."""
+        if not self._leadership.leading:
+            return
         message = (
             f"internal error: {type(exc).__name__}: {str(exc)[:200]} (see the operator log); "
             f"retrying in {retry_in_seconds:.0f}s"
@@ -222,6 +241,8 @@ class RouteController:
         missing on the route (or, when its status may not be written, in an Event)."""
         message = f"{self._forbidden_message(exc)}, or the route stays as it is"
         log.error("%s: %s (retrying every %.0fs)", self.key, message, self._settings.retry_seconds)
+        if not self._leadership.leading:
+            return  # the leader says so on the route
         generation = (self._body.get("metadata") or {}).get("generation") if self._body else None
         now = self._clock()
         try:
@@ -242,7 +263,20 @@ class RouteController:
 
     def target_changed(self, kind: str, name: str, data: Mapping[str, str] | None) -> None:
         """Someone changed (or, with None, deleted) a ConfigMap or Secret this route owns: unless
-        it is what we wrote, forget what we believed was there and reconcile now."""
+        it is what we wrote, forget what we believed was there and reconcile now. A standby
+        keeps what the leader wrote, so that taking over writes only what differs."""
+        if not self._leading:
+            target = self._spec.target if self._spec is not None else None
+            names = {
+                "ConfigMap": target.config_map_name if target else None,
+                "Secret": target.secret_name if target else None,
+            }
+            if names.get(kind) == name:
+                if data is None:
+                    self._written.pop(kind, None)
+                else:
+                    self._written[kind] = (name, dict(data))
+            return
         written = self._written.get(kind)
         if written is None or written[0] != name:
             return
@@ -275,6 +309,50 @@ class RouteController:
         self._failover_count = count if isinstance(count, int) else 0
         last = status.get("lastFailover")
         self._last_failover = dict(last) if isinstance(last, Mapping) else None
+
+    def _adopt(self, status: Mapping[str, Any]) -> None:
+        """A standby resumes from each status the leader writes, as a restarted operator
+        would; its own probe answers from then on count on top (those before are the leader's
+        to judge), so it takes over warm and in step with the leader."""
+        self._seed(status)
+        for name, endpoint in self._endpoints.items():
+            report = self._prober.latest(endpoint)
+            if report is not None:
+                self._consumed[name] = (endpoint, report.sequence)
+        self._restart_heartbeat()  # the leader's write starts the heartbeat anew
+
+    def _take_over(self) -> None:
+        """This replica holds the Lease now: the next reconcile decides from the leader's last
+        status and the answers seen since. It looks first as a restarted operator does (the
+        routing output may be ahead of the status); what differs from the leader's last
+        word, and only that, is written and announced."""
+        self._decided_spec = None
+        self._stamped = None
+        self._pending.clear()
+        self._unreported = ""
+        transitions: dict[str, Transition] = {}
+        for entry in self._status.get("providers") or []:
+            if not isinstance(entry, Mapping) or entry.get("name") not in self._health:
+                continue
+            said, seen = health_from_status(entry), self._health[entry["name"]]
+            if said.probed and seen.probed and said.trusted != seen.trusted:
+                transitions[entry["name"]] = (
+                    Transition.RECOVERED if seen.trusted else Transition.EJECTED
+                )
+        self._queue(transition_events(transitions, self._health))
+
+    def _stand_by(self) -> None:
+        """Another replica writes from now: follow what it writes; export no route series."""
+        self._pending.clear()
+        self._stamped = None
+        self._retry_at = None
+        self._unreported = ""
+        # Resume from the status last written (ours, or already the new leader's); answers
+        # that came after it are news to fold in.
+        status = self._body.get("status") if self._body else None
+        if self._seeded:
+            self._seed(status if isinstance(status, Mapping) else {})
+        self._metrics.route_removed(namespace=self.ref.namespace, route=self.ref.name)
 
     async def _read_keys(self, spec: RouteSpec) -> Keys:
         """Each provider's key, normalised (`credentials.read_key`), or why it has none. The
@@ -390,6 +468,10 @@ class RouteController:
         body = self._body
         if not body:
             return
+        leading = self._leadership.leading
+        if leading != self._leading:
+            self._leading = leading
+            self._take_over() if leading else self._stand_by()
         status = body.get("status")
         if not self._seeded:
             self._seed(status if isinstance(status, Mapping) else {})
@@ -406,8 +488,9 @@ class RouteController:
             self._redactor.forget(self._keys.secrets if self._keys else [])
             self._keys = None
             self._secrets.use(self.key, (), self._wake)
-            self._decided_spec = None
-            await self._report_problem(Reason.INVALID_SPEC, str(exc), generation, now)
+            self._decided_spec = self._keys_for = None
+            if self._leading:
+                await self._report_problem(Reason.INVALID_SPEC, str(exc), generation, now)
             return
         self._spec = spec
 
@@ -421,8 +504,9 @@ class RouteController:
             )
         else:
             changed = canonical != self._decided_spec
-        if changed or self._keys is None or self._keys_stale():
+        if canonical != self._keys_for or self._keys is None or self._keys_stale():
             self._keys = await self._read_keys(spec)
+            self._keys_for = canonical
             self._folded_problems.clear()
             # Edits of the ConfigMap and Secret come through the watch; a missing restart
             # target may have been created since.
@@ -434,6 +518,9 @@ class RouteController:
         refused = next(filter(None, map(self._secrets.refused, self._keys.versions)), None)
         for gone in set(self._health) - {p.name for p in spec.providers}:
             del self._health[gone]
+        if not self._leading:
+            self._gather(spec, self._keys, now)  # ready to take over; the leader decides
+            return
         if self._decided_spec is None and self._active is not None:
             await self._resume_from_output(spec, self._keys)
 
@@ -489,14 +576,12 @@ class RouteController:
         before = self._active
         assert before is not None
         target = spec.target
-        written: str | None = None
-        found = await self._kube.read_config_map(self.ref.namespace, target.config_map_name)
-        if found is not None and self.ref.owns(found):
-            written = (found.get("data") or {}).get("LLM_PROVIDER")
+        config_map = await self._current("ConfigMap", target.config_map_name)
+        written = config_map.get("LLM_PROVIDER") if config_map is not None else None
         if written == before and target.secret_name is not None:
-            secret = await self._kube.read_secret_object(self.ref.namespace, target.secret_name)
-            if secret is not None and self.ref.owns(secret):
-                key = secret_bytes(secret).get(KEY_NAMES[0], b"").decode(errors="replace")
+            secret = await self._current("Secret", target.secret_name)
+            if secret is not None:
+                key = secret.get(KEY_NAMES[0], "")
                 if key != (keys.values.get(before) or ""):
                     written = next(
                         (p.name for p in spec.providers if key and keys.values.get(p.name) == key),
@@ -516,6 +601,18 @@ class RouteController:
         self._active = written
         self._active_since = timestamp(self._clock())
         self._unconfirmed.add(before)
+
+    async def _current(self, kind: str, name: str) -> Mapping[str, str] | None:
+        """The data of a routing object this route owns: as the watch last showed it (a
+        standby's takeover reads nothing), else as read now; None if not there or not ours."""
+        known = self._written.get(kind)
+        if known is not None and known[0] == name:
+            return known[1]
+        read = self._kube.read_secret_object if kind == "Secret" else self._kube.read_config_map
+        found = await read(self.ref.namespace, name)
+        if found is None or not self.ref.owns(found):
+            return None
+        return object_data(found, kind)
 
     def _decidable_health(self) -> Mapping[str, ProviderHealth]:
         """Health as decide() may trust it: unconfirmed providers count as not trusted yet."""

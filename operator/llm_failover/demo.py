@@ -141,7 +141,10 @@ class Demo:
         }
         self.registry = CollectorRegistry()
         self.settings = Settings(
-            namespaces=(NAMESPACE,), metrics_port=_free_port(), health_port=_free_port()
+            namespaces=(NAMESPACE,),
+            metrics_port=_free_port(),
+            health_port=_free_port(),
+            leader_elect=False,  # one process: nothing to elect
         )
         self.workdir = Path(tempfile.mkdtemp(prefix="llm-failover-demo-"))
         self.kubeconfig = self.workdir / "kubeconfig"

@@ -4,6 +4,7 @@ Three watches: LLMRoutes; the ConfigMaps the operator wrote (selected on the ser
 `app.kubernetes.io/managed-by` label) and Secrets, so an edited or deleted routing output is
 restored within seconds, and a changed key Secret is used within seconds (only the Secrets routes
 refer to are kept). The liveness endpoint fails when a supervised loop stops making progress.
+Every replica watches and probes; only the one holding the Lease writes (`leader`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import kopf
 
+from llm_failover import __version__
 from llm_failover.catalog import default_catalog
 from llm_failover.controller import Services
 from llm_failover.kube import (
@@ -26,9 +31,11 @@ from llm_failover.kube import (
     PLURAL,
     VERSION,
     KubeClient,
+    LeaseClient,
     load_api_client,
     secret_bytes,
 )
+from llm_failover.leader import Change, Leadership, LeaseElector, Timings
 from llm_failover.manager import RouteManager
 from llm_failover.metrics import Metrics
 from llm_failover.prober import ProbeGate, Prober, Wake, utc_now
@@ -69,7 +76,8 @@ def build_registry() -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         config: Settings = memo.settings
         # The operator posts its own Events, only on transitions; kopf's per-handler Events would
-        # be noise (and need more RBAC). One replica (strategy Recreate) needs no peering.
+        # be noise (and need more RBAC). Replicas elect their writer on a Lease (`leader`):
+        # kopf's peering (which pauses whole operators, not writes) is not used.
         settings.posting.enabled = False
         settings.peering.standalone = True
         # kopf gives up on a refused or failing request after eight retries, and a watch that
@@ -84,12 +92,23 @@ def build_registry() -> kopf.OperatorRegistry:
             settings.watching.label_selectors[version, plural] = selector
         redactor: Redactor = memo.redactor
         metrics: Metrics = memo.metrics
+
+        def count(verb: str, resource: str, code: str) -> None:
+            metrics.api_request(verb=verb, resource=resource, code=code)
+
+        # Writes wait for the Lease (`leader`); without election this process always writes.
+        leadership = memo.leadership = Leadership(
+            elected=config.leader_elect,
+            margin_seconds=config.lease_seconds - config.renew_deadline_seconds,
+        )
+        metrics.leadership(leading=leadership.leading)
+        leadership.listen(
+            lambda leading, change: metrics.leadership(leading=leading, change=change)
+        )
+        identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+        agent = f"llm-failover/{__version__} ({identity})"  # names the replica in audit logs
         memo.kube = KubeClient(
-            load_api_client(),
-            redact=redactor,
-            count=lambda verb, resource, code: metrics.api_request(
-                verb=verb, resource=resource, code=code
-            ),
+            load_api_client(user_agent=agent), redact=redactor, count=count, leadership=leadership
         )
         gate = ProbeGate(
             total=config.probe_concurrency, per_tenant=config.probe_concurrency_per_namespace
@@ -138,8 +157,38 @@ def build_registry() -> kopf.OperatorRegistry:
                 redactor=redactor,
                 watchdog=watchdog,
                 secrets=memo.secrets,
+                leadership=leadership,
             )
         )
+        loop = asyncio.get_running_loop()
+
+        def wake_routes(leading: bool, change: Change) -> None:  # from the elector's thread
+            loop.call_soon_threadsafe(memo.routes.leadership_changed)
+
+        leadership.listen(wake_routes)
+        memo.election = None
+        if config.leader_elect:
+            assert config.lease_namespace is not None  # the CLI sees to it
+            leases = LeaseClient(load_api_client(pool=2, user_agent=agent), count=count)
+            elector = LeaseElector(
+                api=leases,
+                leadership=leadership,
+                identity=identity,
+                namespace=config.lease_namespace,
+                name=config.lease_name,
+                timings=Timings(
+                    config.lease_seconds, config.renew_deadline_seconds, config.retry_period_seconds
+                ),
+                watchdog=watchdog,
+                on_error=lambda: metrics.internal_error(task="leader_election"),
+            )
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=elector.run, args=(stop,), name="leader-election", daemon=True
+            )
+            thread.start()
+            memo.election = (elector, stop, thread, leases)
+            logging.getLogger(__name__).info("%s: electing a leader as %s", elector.where, identity)
         memo.resync = asyncio.create_task(
             supervise(
                 "key Secret resync",
@@ -164,6 +213,13 @@ def build_registry() -> kopf.OperatorRegistry:
         except Stalled as exc:
             logging.getLogger(__name__).error("liveness: %s", exc)
             raise kopf.PermanentError(str(exc)) from None
+
+    @kopf.on.probe(id="leader", registry=registry)
+    def leader(memo: kopf.Memo, **_: Any) -> bool:
+        """Whether this replica writes: readiness stays true on a standby (it is ready to take
+        over), and /healthz says which one leads."""
+        leadership: Leadership = memo.leadership
+        return leadership.leading
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def on_route(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -196,12 +252,27 @@ def build_registry() -> kopf.OperatorRegistry:
     async def cleanup(
         memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
     ) -> None:
+        config: Settings = memo.settings
+        leadership: Leadership = memo.leadership
+        leadership.resign()  # no write is sent from here on
         for task in (memo.lag, memo.resync):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await memo.routes.close()
         await memo.prober.close()
+        if memo.election is not None:
+            elector, stop, thread, leases = memo.election
+            # Released only once no write of ours is in flight: until then the elector goes on
+            # renewing, so that no other replica writes at the same time.
+            drained = await asyncio.to_thread(memo.kube.drained, within=config.lease_seconds)
+            stop.set()
+            await asyncio.to_thread(thread.join, config.renew_deadline_seconds)
+            if drained and not thread.is_alive():
+                await asyncio.to_thread(elector.release)
+            else:
+                logger.warning("%s: not released (writes in flight): it expires", elector.where)
+            leases.close()
         memo.kube.close()
         logger.info("stopped")
 

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import kubernetes
 import urllib3
 
+from llm_failover.leader import Leadership, LeaseConflict
+
 GROUP = "llmfailover.dev"
 VERSION = "v1alpha1"
 PLURAL = "llmroutes"
@@ -109,23 +111,33 @@ class RouteGone(KubeError):
     """The LLMRoute itself no longer exists (its status cannot be written): the end of it."""
 
 
+class NotLeader(KubeError):
+    """The write was not sent: this replica does not hold the Lease (or no longer in time)."""
+
+
 API_CONCURRENCY = 32
 """API calls in flight at once (threads, and pooled connections to the API server). The
 default executor has cpu_count + 4 threads (6 on 2 cores): a failover that rewrites a thousand
 ConfigMaps waited in that queue for many seconds."""
 
 
-def load_api_client() -> kubernetes.client.ApiClient:
-    """In-cluster credentials when running in a pod, else KUBECONFIG (or ~/.kube/config)."""
+def load_api_client(
+    *, pool: int = API_CONCURRENCY, user_agent: str | None = None
+) -> kubernetes.client.ApiClient:
+    """In-cluster credentials when running in a pod, else KUBECONFIG (or ~/.kube/config).
+    `user_agent` names the replica in the API server's audit log."""
     configuration = kubernetes.client.Configuration()
-    configuration.connection_pool_maxsize = API_CONCURRENCY
+    configuration.connection_pool_maxsize = pool
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
         # Read KUBECONFIG now: the client's own default was fixed when it was imported.
         path = os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]
         kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
-    return kubernetes.client.ApiClient(configuration)
+    client = kubernetes.client.ApiClient(configuration)
+    if user_agent is not None:
+        client.user_agent = user_agent
+    return client
 
 
 class _Lanes:
@@ -178,6 +190,8 @@ def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None)
         future.set_result(result)
 
 
+_WRITES = frozenset({"create", "patch", "replace", "delete"})
+
 _URGENT = frozenset({("create", "config_map"), ("patch", "config_map"), ("create", "secret"),
                      ("patch", "secret")})  # fmt: skip
 """The routing output: what apps read."""
@@ -190,10 +204,14 @@ class KubeClient:
         *,
         redact: Callable[[str], str] = lambda text: text,
         count: Callable[[str, str, str], None] = lambda verb, resource, code: None,
+        leadership: Leadership | None = None,
     ) -> None:
         self._api = api_client
         self._redact = redact
         self._count = count  # (verb, resource, answer class) of every call
+        self._leadership = leadership or Leadership.single()
+        self._writing = 0  # writes sent and not answered yet
+        self._writing_changed = threading.Condition()
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
         self._apps = kubernetes.client.AppsV1Api(api_client)
@@ -202,6 +220,12 @@ class KubeClient:
     def close(self) -> None:
         self._lanes.close()
         self._api.close()
+
+    def drained(self, *, within: float) -> bool:
+        """Whether every write sent is answered (or given up) within `within` seconds, waiting
+        for it (blocking): the Lease may be released only then."""
+        with self._writing_changed:
+            return self._writing_changed.wait_for(lambda: not self._writing, timeout=within)
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """The Secret's data as bytes (what they mean is the reader's business); None if there
@@ -313,12 +337,32 @@ class KubeClient:
         """Run one client call in a thread. A 404 is None (or `missing` raised, when given);
         any other failure, the server's or the connection's, a KubeError."""
 
+        verb, resource = _verb_and_resource(method)
+        gated = verb in _WRITES
+
         def call() -> Any:
+            if not gated:
+                return send(REQUEST_TIMEOUT)
+            # Asked here, in the thread, right before sending: a write may have waited in the
+            # lanes' queue while the Lease ran out.
+            seconds = self._leadership.write_seconds()
+            if not self._leadership.may_write() or (seconds is not None and seconds <= 0):
+                raise NotLeader("not sent: this replica is not the leader")
+            with self._writing_changed:
+                self._writing += 1
+            try:
+                timeout = REQUEST_TIMEOUT if seconds is None else min(seconds, REQUEST_TIMEOUT[1])
+                return send(timeout)
+            finally:
+                with self._writing_changed:
+                    self._writing -= 1
+                    self._writing_changed.notify_all()
+
+        def send(timeout: Any) -> Any:
             # Raw JSON instead of the client's models: plain dicts, and no model deserialisation.
-            response = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+            response = method(*args, _preload_content=False, _request_timeout=timeout)
             return response.json() if response.data else None
 
-        verb, resource = _verb_and_resource(method)
         try:
             result = await self._lanes.run(call, urgent=(verb, resource) in _URGENT)
         except kubernetes.client.ApiException as exc:
@@ -329,6 +373,8 @@ class KubeClient:
                 return None
             error = Forbidden if exc.status == 403 else KubeError
             raise error(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
+        except NotLeader:
+            raise
         except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
             self._count(verb, resource, "none")
             raise KubeError(f"{type(exc).__name__}: {exc}") from None
@@ -374,3 +420,64 @@ def _api_message(exc: kubernetes.client.ApiException) -> str:
         return str(json.loads(exc.body or "{}").get("message", ""))[:300]
     except (TypeError, ValueError, AttributeError):
         return ""
+
+
+class LeaseClient:
+    """Leases for the elector (`leader.LeaseApi`): blocking calls from its own thread, on a
+    connection of its own, never queued behind other calls and never gated (they are how the
+    gate opens)."""
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        count: Callable[[str, str, str], None] = lambda verb, resource, code: None,
+    ) -> None:
+        self._api = api_client
+        self._leases = kubernetes.client.CoordinationV1Api(api_client)
+        self._count = count
+
+    def close(self) -> None:
+        self._api.close()
+
+    def get_lease(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None:
+        return self._call("get", self._leases.read_namespaced_lease, name, namespace, timeout)
+
+    def create_lease(
+        self, namespace: str, body: Mapping[str, Any], *, timeout: float
+    ) -> dict[str, Any]:
+        created = self._call(
+            "create", self._leases.create_namespaced_lease, namespace, dict(body), timeout
+        )
+        if created is None:
+            raise KubeError("creating the Lease answered nothing")
+        return created
+
+    def replace_lease(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, timeout: float
+    ) -> dict[str, Any]:
+        replaced = self._call(
+            "replace", self._leases.replace_namespaced_lease, name, namespace, dict(body), timeout
+        )
+        if replaced is None:  # deleted meanwhile: created again by the next attempt
+            raise LeaseConflict("the Lease is gone")
+        return replaced
+
+    def _call(self, verb: str, method: Any, *args: Any) -> dict[str, Any] | None:
+        *arguments, timeout = args
+        try:
+            response = method(*arguments, _preload_content=False, _request_timeout=timeout)
+            result = response.json() if response.data else None
+        except kubernetes.client.ApiException as exc:
+            self._count(verb, "lease", f"{exc.status // 100}xx" if exc.status else "none")
+            if exc.status == 404:
+                return None
+            if exc.status in (409, 422):
+                raise LeaseConflict(f"{exc.status} {exc.reason}") from None
+            error = Forbidden if exc.status == 403 else KubeError
+            raise error(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
+        except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+            self._count(verb, "lease", "none")
+            raise KubeError(f"{type(exc).__name__}: {exc}") from None
+        self._count(verb, "lease", "2xx")
+        return result if isinstance(result, dict) else None

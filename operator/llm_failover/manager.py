@@ -74,6 +74,12 @@ class RouteManager:
                 data = None if deleted else object_data(body, kind)
                 controller.target_changed(kind, str(meta.get("name", "")), data)
 
+    def leadership_changed(self) -> None:
+        """This replica became the leader or stopped being it: every route looks again (a new
+        leader writes what differs from the last leader's word; a standby stops writing)."""
+        for controller, _ in self._routes.values():
+            controller.wake()
+
     async def close(self) -> None:
         routes = list(self._routes.values())
         self._routes.clear()

@@ -27,7 +27,8 @@ FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 18
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
-INTERNAL_TASKS = ("probe", "probe_loop", "route", "watch", "secret_resync")
+INTERNAL_TASKS = ("probe", "probe_loop", "route", "watch", "secret_resync", "leader_election")
+LEADER_CHANGES = ("acquired", "lost", "released")
 
 # A `_created` sample beside every counter and histogram doubles their series and nobody queries
 # them (rate() needs none): off, for the whole process.
@@ -162,8 +163,29 @@ class Metrics:
             ["verb", "resource", "code"],
             registry=self.base,
         )
+        # Not in contract §6: leader election (issue 13).
+        self.leader = Gauge(
+            "llmfailover_leader",
+            "1 on the replica that holds the Lease and writes, 0 on a standby (1 with "
+            "--leader-elect=false). Per-route series come from the leader only.",
+            registry=self.base,
+        )
+        self.leader_changes = Counter(
+            "llmfailover_leader_changes",
+            "This replica's changes of leadership: acquired the Lease, lost it (not renewed "
+            "within the renew deadline, or taken by another), released it (at shutdown).",
+            ["change"],
+            registry=self.base,
+        )
+        for change in LEADER_CHANGES:
+            self.leader_changes.labels(change)
         registry.register(_Joined((self.base, self.route_series)))
         self._series: dict[tuple[str, str], _RouteSeries] = {}
+
+    def leadership(self, *, leading: bool, change: str | None = None) -> None:
+        self.leader.set(1 if leading else 0)
+        if change is not None:
+            self.leader_changes.labels(change).inc()
 
     def api_request(self, *, verb: str, resource: str, code: str) -> None:
         self.api_requests.labels(verb, resource, code).inc()

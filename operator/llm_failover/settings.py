@@ -32,6 +32,22 @@ class Settings:
     many routes it stretches: all routes together write at most 5 such statuses a second."""
     retry_seconds: float = 5.0
     """Seconds before a reconcile that failed on an API error is tried again."""
+    leader_elect: bool = True
+    """Elect one writer among the replicas on a Lease (two replicas: no single point of
+    failure); off for a single process (`make demo`, a laptop), which then always writes."""
+    lease_name: str = "llm-failover"
+    """The Lease's name (`coordination.k8s.io/v1`)."""
+    lease_namespace: str | None = None
+    """The Lease's namespace; None: the operator's own (its pod's namespace)."""
+    lease_seconds: float = 15.0
+    """How long a standby waits, from the last change it saw of the Lease, before taking it:
+    client-go's default, what controller-runtime and kube-controller-manager use."""
+    renew_deadline_seconds: float = 10.0
+    """How long the leader keeps writing without a renewal: shorter than the lease, so its
+    writes end before anyone can take over (client-go's default)."""
+    retry_period_seconds: float = 2.0
+    """How often the leader renews and a standby looks at the Lease (client-go's default): a
+    released Lease is taken within this."""
     watch_timeout_seconds: int = 300
     """Seconds a watch request lasts before kopf renews it; shorter than most load balancers'
     idle limits, so a silently dropped connection is noticed."""
