@@ -63,6 +63,8 @@ def test_the_expected_alerts_exist() -> None:
             "LLMProviderNeedsAttention",
             "LLMRouteFlapping",
             "LLMFailoverOperatorAbsent",
+            "LLMFailoverNoLeader",
+            "LLMFailoverSeveralLeaders",
             "LLMFailoverInternalErrors",
         ]
     )

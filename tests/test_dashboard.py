@@ -34,6 +34,8 @@ SELECTOR = re.compile(r"(?P<name>llmfailover_[a-z_]+)(?:\{(?P<matchers>[^}]*)\})
 # Sample suffixes under which PromQL sees each metric type.
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
 DATASOURCE_UID = "${datasource}"
+# Labels Prometheus gives each scraped operator replica (`pod` where the scrape config adds it).
+REPLICA_LABELS = {"pod", "instance"}
 
 
 def load_generator() -> ModuleType:
@@ -218,6 +220,25 @@ def test_route_level_queries_follow_the_namespace_and_route_variables() -> None:
                     assert f'{label}=~"${label}"' in matchers, (
                         f"panel {title!r}: {match['name']} is not filtered by ${label}"
                     )
+
+
+def test_only_the_leader_panel_tells_replicas_apart() -> None:
+    """With leader election two replicas are scraped: every query aggregates over them (a
+    standby's per-process series summed with the leader's, a route's series from whichever pod
+    led), but the Leader panel's, which is about which replica leads."""
+    for title, expr in raw_queries():
+        assert re.match(r"(sort_desc\()?(sum|max|histogram_quantile)\b", expr), (
+            f"panel {title!r} does not aggregate over the replicas: {expr}"
+        )
+        kept = {
+            label.strip()
+            for labels in re.findall(r"\bby \(([^)]*)\)", expr)
+            for label in labels.split(",")
+        }
+        if title == "Leader":
+            assert kept >= REPLICA_LABELS, f"the Leader panel merges replicas: {expr}"
+        else:
+            assert not kept & REPLICA_LABELS, f"panel {title!r} splits by replica: {expr}"
 
 
 def test_histogram_quantiles_keep_the_le_label() -> None:

@@ -79,6 +79,19 @@ CRD_RULE = {
     "verbs": ["list", "watch"],
 }
 NAMESPACES_RULE = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+# Leader election: the Role of the Lease, in the operator's own namespace only (deploy/rbac.yaml).
+LEASE = "llm-failover"  # --leader-elect-resource-name's default
+LEADER_ELECTION = "llm-failover-leader-election"  # the Role and the RoleBinding
+LEASE_RULES = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [LEASE],
+        "verbs": ["get", "update"],
+    },
+    # RBAC cannot restrict create by name: the name is in the body, not the URL.
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+]
 
 Objects = list[dict[str, Any]]
 
@@ -149,7 +162,10 @@ BASE_OBJECTS = {
     ("ServiceAccount", NS, "llm-failover"),
     ("ClusterRole", None, "llm-failover"),
     ("ClusterRoleBinding", None, "llm-failover"),
+    ("Role", NS, LEADER_ELECTION),
+    ("RoleBinding", NS, LEADER_ELECTION),
     ("Deployment", NS, "llm-failover"),
+    ("PodDisruptionBudget", NS, "llm-failover"),
     ("Service", NS, "llm-failover"),
     ("ServiceMonitor", NS, "llm-failover"),
     ("PrometheusRule", NS, "llm-failover"),
@@ -196,7 +212,15 @@ def test_every_builtin_object_validates_against_the_kubernetes_schema(
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} (Kubernetes {version}): {error}")
         validated.add(obj["kind"])
     # Fails if a kind silently went unchecked (SchemaNotFoundError would have raised above).
-    assert validated >= {"Namespace", "CustomResourceDefinition", "Deployment", "ClusterRole"}
+    assert validated >= {
+        "Namespace",
+        "CustomResourceDefinition",
+        "Deployment",
+        "PodDisruptionBudget",
+        "ClusterRole",
+        "Role",
+        "RoleBinding",
+    }
 
 
 def test_the_validator_is_strict() -> None:
@@ -271,15 +295,54 @@ def container(deployment: dict[str, Any]) -> Any:
 
 
 @needs_kubectl
-def test_deployment_runs_one_operator_at_a_time(base: Objects) -> None:
+def test_deployment_runs_two_replicas_one_leader(base: Objects, namespaced: Objects) -> None:
+    for objects in (base, namespaced):
+        spec = one(objects, "Deployment")["spec"]
+        assert spec["replicas"] == 2  # one leader (the Lease) and a warm standby
+        # A rollout starts the new pod before it stops an old one: never without a standby.
+        assert spec["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+        pod = spec["template"]["spec"]
+        assert pod["serviceAccountName"] == "llm-failover"
+        assert pod["automountServiceAccountToken"] is True
+        assert pod["terminationGracePeriodSeconds"] == 30  # room to release the Lease and stop
+        pod_labels = spec["template"]["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+        # The Lease's namespace, from the downward API (the operator also reads the token's).
+        assert container(one(objects, "Deployment"))["env"] == [
+            {
+                "name": "POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            }
+        ]
+
+
+@needs_kubectl
+def test_operator_pods_prefer_different_nodes(base: Objects) -> None:
     spec = one(base, "Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}  # kopf standalone: never two at once
-    pod = spec["template"]["spec"]
-    assert pod["serviceAccountName"] == "llm-failover"
-    assert pod["automountServiceAccountToken"] is True
-    assert pod["terminationGracePeriodSeconds"] == 30
-    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    affinity = spec["template"]["spec"]["affinity"]
+    assert set(affinity) == {"podAntiAffinity"}
+    # Preferred only: a single-node cluster still runs both, a rollout's surge pod still schedules.
+    assert set(affinity["podAntiAffinity"]) == {"preferredDuringSchedulingIgnoredDuringExecution"}
+    (term,) = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["weight"] == 100
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    # The operator's own pods, by the Deployment's (immutable) selector labels.
+    assert term["podAffinityTerm"]["labelSelector"] == spec["selector"]
+
+
+@needs_kubectl
+def test_pod_disruption_budget_keeps_one_operator_pod(base: Objects, namespaced: Objects) -> None:
+    for objects in (base, namespaced):
+        pdb, deployment = one(objects, "PodDisruptionBudget"), one(objects, "Deployment")
+        assert pdb["apiVersion"] == "policy/v1"
+        assert pdb["metadata"]["namespace"] == NS
+        # maxUnavailable, not minAvailable: at one replica a drain still evicts it.
+        assert pdb["spec"] == {"maxUnavailable": 1, "selector": deployment["spec"]["selector"]}
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
 @needs_kubectl
@@ -359,6 +422,38 @@ def test_bindings_name_the_operators_service_account(base: Objects, namespaced: 
             "kind": "Role",
             "name": "llm-failover",
         }
+
+
+@needs_kubectl
+def test_leases_only_in_the_operators_namespace(base: Objects, namespaced: Objects) -> None:
+    subject = [{"kind": "ServiceAccount", "name": "llm-failover", "namespace": NS}]
+    for objects in (base, namespaced):
+        role = one(objects, "Role", LEADER_ELECTION, NS)
+        assert role["rules"] == LEASE_RULES
+        binding = one(objects, "RoleBinding", LEADER_ELECTION, NS)
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": LEADER_ELECTION,
+        }
+        assert binding["subjects"] == subject
+        # No other role, cluster-wide or in a watched namespace, reaches a Lease.
+        for obj in objects:
+            if obj["kind"] in ("ClusterRole", "Role") and obj is not role:
+                groups = {g for rule in obj["rules"] for g in rule["apiGroups"]}
+                resources = {r for rule in obj["rules"] for r in rule["resources"]}
+                assert "coordination.k8s.io" not in groups, obj["metadata"]
+                assert "leases" not in resources, obj["metadata"]
+
+
+@needs_kubectl
+def test_the_lease_rbac_names_the_clis_default_lease(base: Objects) -> None:
+    from llm_failover.cli import _parser
+
+    args = _parser().parse_args(container(one(base, "Deployment"))["args"])
+    assert args.leader_elect is True  # on by default, no flag needed
+    assert args.leader_elect_resource_name == LEASE
+    assert args.leader_elect_resource_namespace is None  # the pod's own
 
 
 @needs_kubectl

@@ -136,10 +136,12 @@ def test_one_namespace() -> None:
     ]
     roles = [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
     assert sorted(key(o) for o in roles) == [
+        ("Role", NAMESPACE, "llm-failover-leader-election"),  # the Lease, in the release's
         ("Role", "shop", "llm-failover"),
+        ("RoleBinding", NAMESPACE, "llm-failover-leader-election"),
         ("RoleBinding", "shop", "llm-failover"),
     ]
-    binding = next(o for o in roles if o["kind"] == "RoleBinding")
+    binding = next(o for o in roles if o["kind"] == "RoleBinding" and key(o)[1] == "shop")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "llm-failover", "namespace": NAMESPACE}
     ]
@@ -170,15 +172,163 @@ def test_values_reach_the_objects() -> None:
     ][0]
     assert container["image"] == "registry.example.com/llmf:0.2.0"
     assert container["resources"]["requests"] == {"cpu": "10m", "memory": "64Mi"}
-    assert container["args"] == ["run", "--metrics-port", "9090"]
+    # The Lease is named like the release's other objects (two releases, two leaders).
+    assert container["args"] == [
+        "run",
+        "--metrics-port",
+        "9090",
+        "--leader-elect-resource-name",
+        "prod-llm-failover",
+    ]
     assert container["ports"][0] == {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}
     assert objects["Service", "ops", "prod-llm-failover"]["spec"]["ports"][0]["port"] == 9090
     monitor = objects["ServiceMonitor", "ops", "prod-llm-failover"]
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     binding = objects["ClusterRoleBinding", None, "prod-llm-failover"]
     assert binding["subjects"][0]["namespace"] == "ops"
+    lease_role = objects["Role", "ops", "prod-llm-failover-leader-election"]
+    assert lease_role["rules"][0]["resourceNames"] == ["prod-llm-failover"]
+    lease_binding = objects["RoleBinding", "ops", "prod-llm-failover-leader-election"]
+    assert lease_binding["roleRef"]["name"] == "prod-llm-failover-leader-election"
+    assert lease_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "prod-llm-failover", "namespace": "ops"}
+    ]
     kinds = {k[0] for k in objects}
     assert "PrometheusRule" not in kinds
     assert "ConfigMap" not in kinds
     assert "Namespace" not in kinds
     validate(list(objects.values()))
+
+
+# --- replicas and leader election ----------------------------------------------------------------
+
+LEASE_ROLE = "llm-failover-leader-election"
+
+
+def deployment_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    return deployment
+
+
+def args_of(objects: list[dict[str, Any]]) -> list[str]:
+    args: list[str] = deployment_of(objects)["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+def run_args(args: list[str]) -> Any:
+    """`args` as the operator's own `llm-failover` parser reads them."""
+    from llm_failover.cli import _parser
+
+    return _parser().parse_args(args)
+
+
+def test_replica_count_and_leader_election_timings_reach_the_deployment() -> None:
+    objects = render(
+        {
+            "replicaCount": 3,
+            "leaderElection": {
+                "leaseDurationSeconds": 30,
+                "renewDeadlineSeconds": 20,
+                "retryPeriodSeconds": 4,
+            },
+        }
+    )
+    validate(objects)
+    spec = deployment_of(objects)["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    args = args_of(objects)
+    assert args == [
+        "run",
+        *("--leader-elect-lease-duration", "30"),
+        *("--leader-elect-renew-deadline", "20"),
+        *("--leader-elect-retry-period", "4"),
+    ]
+    parsed = run_args(args)
+    assert parsed.leader_elect is True
+    assert (
+        parsed.leader_elect_lease_duration,
+        parsed.leader_elect_renew_deadline,
+        parsed.leader_elect_retry_period,
+    ) == (30, 20, 4)
+    # Defaults add no flag: the default render's args are kustomize's, ["run"].
+    assert args_of(render()) == ["run"]
+    assert run_args(["run"]).leader_elect is True
+
+
+def test_the_lease_name_follows_the_release() -> None:
+    objects = by_key(render(name="prod", namespace="ops"))
+    parsed = run_args(args_of(list(objects.values())))
+    assert parsed.leader_elect_resource_name == "prod-llm-failover"
+    role = objects["Role", "ops", f"prod-{LEASE_ROLE}"]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["prod-llm-failover"],
+            "verbs": ["get", "update"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    # Only that Role reaches a Lease: nothing cluster-wide.
+    (cluster_role,) = [o for o in objects.values() if o["kind"] == "ClusterRole"]
+    assert not [r for r in cluster_role["rules"] if "leases" in r["resources"]]
+
+
+def test_leader_election_off_runs_one_replica_without_the_lease_role() -> None:
+    objects = render({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    validate(objects)
+    deployment = deployment_of(objects)
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two at once
+    assert args_of(objects) == ["run", "--leader-elect=false"]
+    assert run_args(args_of(objects)).leader_elect is False
+    assert "env" not in deployment["spec"]["template"]["spec"]["containers"][0]
+    assert [key(o) for o in objects if o["kind"] in ("Role", "RoleBinding")] == []
+
+
+def test_several_replicas_need_leader_election() -> None:
+    with pytest.raises(helm.errors.HelmRenderError, match="needs leaderElection"):
+        render({"leaderElection": {"enabled": False}})  # replicaCount 2 by default
+
+
+def test_pod_disruption_budget_toggle() -> None:
+    (pdb,) = [o for o in render() if o["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == deployment_of(render())["spec"]["selector"]
+    (pdb,) = [
+        o
+        for o in render({"replicaCount": 4, "podDisruptionBudget": {"maxUnavailable": "50%"}})
+        if o["kind"] == "PodDisruptionBudget"
+    ]
+    assert pdb["spec"]["maxUnavailable"] == "50%"
+    objects = render({"podDisruptionBudget": {"enabled": False}})
+    assert "PodDisruptionBudget" not in {o["kind"] for o in objects}
+
+
+def test_affinity_preset_and_override() -> None:
+    def affinity(values: dict[str, Any]) -> Any:
+        return deployment_of(render(values))["spec"]["template"]["spec"].get("affinity")
+
+    # The preset follows the selector labels (nameOverride included).
+    deployment = deployment_of(render({"nameOverride": "llmf"}))
+    (term,) = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"]["labelSelector"] == deployment["spec"]["selector"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"]["app.kubernetes.io/name"] == (
+        "llmf"
+    )
+    assert affinity({"podAntiAffinityPreset": ""}) is None
+    own = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["ops"]}]}
+                ]
+            }
+        }
+    }
+    assert affinity({"affinity": own}) == own  # replaces the preset
+    with pytest.raises(helm.errors.HelmRenderError, match="podAntiAffinityPreset"):
+        render({"podAntiAffinityPreset": "hard"})

@@ -132,7 +132,8 @@ def hidden_legend() -> common_builders.VizLegendOptions:
 
 
 def big_number(title: str, description: str) -> stat.Panel:
-    """A stat panel showing the latest value of instant queries, without sparkline."""
+    """A stat panel showing the latest value of instant queries, without sparkline: a quarter of
+    the width, for the Overview row's four."""
     return (
         stat.Panel()
         .title(title)
@@ -140,7 +141,7 @@ def big_number(title: str, description: str) -> stat.Panel:
         .datasource(DATASOURCE)
         .graph_mode(common.BigValueGraphMode.NONE)
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(8)
+        .span(6)
         .height(4)
     )
 
@@ -152,8 +153,10 @@ def operator_up() -> stat.Panel:
     return (
         big_number(
             "Operator up",
-            "Operator processes scraped, by version (llmfailover_build_info). 0 when none is: "
-            "routing then stays as last written. Not filtered by namespace or route.",
+            "Operator processes scraped, by version (llmfailover_build_info): one per replica, "
+            "so 2 with leader election (the leader and a standby: see Leader), 1 with "
+            "--leader-elect=false. 0 when none is: routing then stays as last written. "
+            "Not filtered by namespace or route.",
         )
         .with_target(
             query("sum by (version) (llmfailover_build_info)", "{{version}}", instant=True)
@@ -165,12 +168,33 @@ def operator_up() -> stat.Panel:
     )
 
 
+def leader() -> stat.Panel:
+    # By pod and instance: the pod name where Prometheus attaches one (prometheus-operator does),
+    # the instance always, so that two replicas never merge into one row. The leader comes first.
+    expr = "sort_desc(max by (pod, instance) (llmfailover_leader))"
+    return (
+        big_number(
+            "Leader",
+            "Which replica holds the Lease and may write (llmfailover_leader: 1 on the leader, 0 "
+            "on a standby; 1 with --leader-elect=false). Only the leader exports the route "
+            "series the other panels show; the standby probes too but writes nothing. No leader "
+            "for a minute: LLMFailoverNoLeader; two: LLMFailoverSeveralLeaders. Not filtered by "
+            "namespace or route.",
+        )
+        .with_target(query(expr, "{{pod}} {{instance}}", instant=True))
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .mappings(value_mappings({"1": ("leader", "green"), "0": ("standby", "blue")}))
+        .no_value("none scraped")
+    )
+
+
 def routes_managed() -> stat.Panel:
     return (
         big_number(
             "Routes managed",
-            "LLMRoutes the operator manages (llmfailover_routes). "
-            "Not filtered by namespace or route.",
+            "LLMRoutes the operator manages (llmfailover_routes, from the leader: a standby "
+            "exports no route series). Not filtered by namespace or route.",
         )
         .with_target(query("sum(llmfailover_routes)", "routes", instant=True))
         .color_mode(common.BigValueColorMode.NONE)
@@ -370,8 +394,9 @@ def configmap_writes() -> timeseries.Panel:
         .title("ConfigMap writes")
         .description(
             "Writes (creates and updates) of each route's routing ConfigMap "
-            "(llmfailover_configmap_writes_total). Expect one per failover: more means something "
-            "else edits the ConfigMap and the operator puts it back."
+            "(llmfailover_configmap_writes_total), by the leader. Expect one per failover: more "
+            "means something else edits the ConfigMap and the operator puts it back (or two "
+            "replicas both lead: see Leader)."
         )
         .datasource(DATASOURCE)
         .with_target(query(expr, ROUTE_LEGEND))
@@ -394,8 +419,9 @@ def probe_latency() -> timeseries.Panel:
         timeseries.Panel()
         .title("Probe latency by endpoint")
         .description(
-            "Probe round trip p50/p95/p99 per endpoint host (llmfailover_probe_duration_seconds). "
-            "Probe series carry no namespace or route: not filtered by them."
+            "Probe round trip p50/p95/p99 per endpoint host (llmfailover_probe_duration_seconds), "
+            "over the probes of every replica: the standby probes too. Probe series carry no "
+            "namespace or route: not filtered by them."
         )
         .datasource(DATASOURCE)
     )
@@ -418,7 +444,9 @@ def probe_outcomes() -> timeseries.Panel:
         .title("Probe outcomes by state")
         .description(
             "Probes per second by resulting provider state, all endpoints "
-            "(llmfailover_probes_total). Not filtered by namespace or route."
+            "(llmfailover_probes_total), summed over the replicas: the standby probes every "
+            "provider too, so with leader election this is twice what one replica sends. "
+            "Not filtered by namespace or route."
         )
         .datasource(DATASOURCE)
         .with_target(query(expr, "{{state}}"))
@@ -449,8 +477,9 @@ def internal_errors() -> timeseries.Panel:
         .description(
             "Unexpected exceptions by task (llmfailover_internal_errors_total): probe (a probe "
             "raised and counted as Unreachable), probe_loop and route (a loop crashed and was "
-            "restarted with backoff), watch (a watch event not handled). Anything above zero is "
-            "a bug to report, with the log."
+            "restarted with backoff), watch (a watch event not handled), leader_election (the "
+            "Lease loop raised and tried again). Summed over the replicas, the standby included. "
+            "Anything above zero is a bug to report, with the log of the replica that counted it."
         )
         .datasource(DATASOURCE)
         .with_target(query(expr, "{{task}}"))
@@ -470,11 +499,14 @@ def api_requests() -> timeseries.Panel:
         timeseries.Panel()
         .title("Kubernetes API calls")
         .description(
-            "The operator's own calls to the Kubernetes API per minute, by verb and resource "
-            "(llmfailover_api_requests_total; kopf's lists and watches aside). At rest this "
-            "stays near zero whatever the number of routes: writes come with changes and "
-            "heartbeats (5 a second at most), key Secrets come from a watch and are read again "
-            "once per Secret and resync period."
+            "The operator's own calls to the Kubernetes API per minute, by verb and resource, "
+            "summed over the replicas (llmfailover_api_requests_total; kopf's lists and watches "
+            "aside). Only the leader writes; the standby reads. Leader election adds about 30 "
+            "a minute per replica whatever the number of routes: the leader renews the Lease "
+            "(replace lease, a PUT every 2 s), the standby looks at it (get lease, a GET every "
+            "2 s or a little more). The rest stays near zero at rest: writes come with changes "
+            "and heartbeats (5 a second at most), key Secrets come from a watch and are read "
+            "again once per Secret and resync period."
         )
         .datasource(DATASOURCE)
         .with_target(query(expr, "{{verb}} {{resource}}"))
@@ -491,7 +523,7 @@ def loop_lag() -> timeseries.Panel:
         timeseries.Panel()
         .title("Event loop lag")
         .description(
-            "Worst delay of the operator's event loop over ten seconds "
+            "Worst delay of the operator's event loop over ten seconds, of the worst replica "
             "(llmfailover_event_loop_lag_seconds): probe timeouts and API calls wait behind it. "
             "Above a second, probes may time out because the operator, not the provider, is slow."
         )
@@ -504,6 +536,40 @@ def loop_lag() -> timeseries.Panel:
         .span(12)
         .height(7)
     )
+
+
+def leader_changes() -> bargauge.Panel:
+    expr = "sum by (change) " + increase("llmfailover_leader_changes_total", "$__range")
+    panel = (
+        bargauge.Panel()
+        .title("Leadership changes")
+        .description(
+            "Changes of leader in the selected time range, summed over the replicas "
+            "(llmfailover_leader_changes_total): acquired (a replica became the leader), lost "
+            "(it could not renew the Lease in time, or another took it), released (it gave the "
+            "Lease up on SIGTERM). A rollout shows one acquired per new leader; a released "
+            "counted just before the process exits may never be scraped. Lost, or acquired "
+            "without a rollout, is worth a look: the log of the replica that lost says why."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{change}}", instant=True))
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .display_mode(common.BarGaugeDisplayMode.BASIC)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .unit("short")
+        .decimals(0)
+        .min(0)
+        .color_scheme(fixed_color("blue"))
+        .no_value("no changes")
+        .span(12)
+        .height(7)
+    )
+    for change, color in (("acquired", "green"), ("lost", "red"), ("released", "blue")):
+        fixed = {"mode": "fixed", "fixedColor": color}
+        panel = panel.override_by_name(
+            change, [models.DynamicConfigValue(id_val="color", value=fixed)]
+        )
+    return panel
 
 
 # --- Dashboard -----------------------------------------------------------------------------------
@@ -552,6 +618,7 @@ def build() -> models.Dashboard:
         )
         .with_row(builders.Row("Overview"))
         .with_panel(operator_up())
+        .with_panel(leader())
         .with_panel(routes_managed())
         .with_panel(routes_failed_over())
         .with_row(builders.Row("Routing"))
@@ -570,6 +637,7 @@ def build() -> models.Dashboard:
         .with_panel(internal_errors())
         .with_panel(loop_lag())
         .with_panel(api_requests())
+        .with_panel(leader_changes())
         .build()
     )
     # Ids in layout order, so that adding a panel never needs a hand-picked number.

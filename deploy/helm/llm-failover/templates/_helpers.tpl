@@ -32,6 +32,12 @@ app.kubernetes.io/name: {{ include "llm-failover.name" . }}
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* The leader-election Lease, in the release namespace: named like the other objects, so two
+     releases in one namespace elect a leader each. "llm-failover" for the release llm-failover. */}}
+{{- define "llm-failover.leaseName" -}}
+{{- include "llm-failover.fullname" . }}
+{{- end }}
+
 {{/* What the operator does inside a watched namespace; cluster-wide when .Values.namespaces is empty.
      Recorded from its real API calls (tests/test_rbac.py); change only together with the code. */}}
 {{- define "llm-failover.namespacedRules" -}}
