@@ -594,6 +594,7 @@ class RealCluster:
                     message=str(answer.get("message", "")),
                     denied=decision == "forbid",
                     time=dt.datetime.fromisoformat(received).timestamp() if received else 0.0,
+                    user_agent=str(entry.get("userAgent", "")),
                 )
             )
         return found
@@ -625,6 +626,7 @@ class Audited:
     message: str  # the server's, when it refused
     denied: bool  # by the authorizer (RBAC), unlike other 403s (e.g. a terminating namespace)
     time: float  # when the server received it (epoch seconds)
+    user_agent: str = ""  # the operator's names its replica
 
 
 def _collection(group: str, version: str, plural: str, namespace: str | None) -> str:

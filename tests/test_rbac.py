@@ -175,8 +175,11 @@ def on_emulator(
     with EmulatedCluster(crd_paths=[CRD]) as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         cluster.add_namespace(NAMESPACE)
+        cluster.add_namespace(OPERATOR_NAMESPACE)  # the Lease's
         env = Env(cluster=cluster, namespace=NAMESPACE, kubeconfig=kubeconfig)
-        operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", extra_args=extra_args)
+        operator = OperatorProcess(
+            kubeconfig, tmp_path / "operator.log", extra_args=extra_args, leader_elect=True
+        )
         exercise(env, operator, stand_ins)
         return {
             call for method, path in cluster.requests if (call := to_call(method, path)) is not None
@@ -205,7 +208,13 @@ def on_real_server(
         tmp_path / "kubeconfig", token=real.token(OPERATOR_NAMESPACE, own)
     )
     env = Env(cluster=real, namespace=NAMESPACE, kubeconfig=kubeconfig)
-    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", extra_args=extra_args)
+    # A Lease of its own (deploy/'s is the shared operator's): created, renewed, released.
+    operator = OperatorProcess(
+        kubeconfig,
+        tmp_path / "operator.log",
+        extra_args=(*extra_args, "--leader-elect-resource-name", own),
+        leader_elect=True,
+    )
     try:
         exercise(env, operator, stand_ins)
     finally:
@@ -217,19 +226,36 @@ def on_real_server(
 
 
 def rename(objects: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    """The ServiceAccount and RBAC objects named llm-failover, named `name` instead (so two
-    tests' roles never mix on one server)."""
+    """The ServiceAccount and RBAC objects named llm-failover(-…), named `name`(-…) instead, and
+    the Lease they name too (so two tests' roles never mix on one server, nor with deploy/'s
+    that the shared operator holds)."""
+
+    def renamed_one(text: str) -> str:
+        return name + text.removeprefix("llm-failover") if text.startswith("llm-failover") else text
+
     renamed = []
     for obj in copy.deepcopy(objects):
-        if obj["metadata"]["name"] == "llm-failover":
-            obj["metadata"]["name"] = name
-        if obj.get("roleRef", {}).get("name") == "llm-failover":
-            obj["roleRef"]["name"] = name
+        obj["metadata"]["name"] = renamed_one(obj["metadata"]["name"])
+        if "roleRef" in obj:
+            obj["roleRef"]["name"] = renamed_one(obj["roleRef"]["name"])
         for subject in obj.get("subjects", []):
-            if subject["name"] == "llm-failover":
-                subject["name"] = name
+            subject["name"] = renamed_one(subject["name"])
+        for rule in obj.get("rules", []):
+            if "resourceNames" in rule:
+                rule["resourceNames"] = [renamed_one(n) for n in rule["resourceNames"]]
         renamed.append(obj)
     return renamed
+
+
+def lease_role(objects: list[dict[str, Any]]) -> set[Grant]:
+    """The Role for the Lease, in the operator's own namespace."""
+    roles = [
+        o
+        for o in objects
+        if o["kind"] == "Role" and o["metadata"].get("namespace") == OPERATOR_NAMESPACE
+    ]
+    assert [r["metadata"]["name"] for r in roles] == ["llm-failover-leader-election"]
+    return grants(roles[0]["rules"])
 
 
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
@@ -263,7 +289,7 @@ def test_cluster_wide_rbac_is_exact(
     roles = [o for o in objects if o["kind"] == "ClusterRole"]
     assert [r["metadata"]["name"] for r in roles] == ["llm-failover"]
     calls = calls_of(where, objects, (), stand_ins, tmp_path, request)
-    check(calls, grants(roles[0]["rules"]), {})
+    check(calls, grants(roles[0]["rules"]), {OPERATOR_NAMESPACE: lease_role(objects)})
 
 
 @clusters
@@ -286,7 +312,11 @@ def test_namespaced_overlay_is_exact(
     assert args[:3] == ["run", "--namespace", NAMESPACE]
     calls = calls_of(where, objects, ("--namespace", NAMESPACE), stand_ins, tmp_path, request)
     cluster_wide = {g for c in cluster_roles for g in grants(c["rules"])}
-    check(calls, cluster_wide, {NAMESPACE: grants(roles[NAMESPACE]["rules"])})
+    check(
+        calls,
+        cluster_wide,
+        {NAMESPACE: grants(roles[NAMESPACE]["rules"]), OPERATOR_NAMESPACE: lease_role(objects)},
+    )
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,9 @@ def build_registry() -> kopf.OperatorRegistry:
         memo.election = None
         if config.leader_elect:
             assert config.lease_namespace is not None  # the CLI sees to it
-            leases = LeaseClient(load_api_client(pool=2, user_agent=agent), count=count)
+            leases = LeaseClient(
+                load_api_client(pool=2, user_agent=agent, retry=False), count=count
+            )
             elector = LeaseElector(
                 api=leases,
                 leadership=leadership,

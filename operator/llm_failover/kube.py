@@ -122,12 +122,16 @@ ConfigMaps waited in that queue for many seconds."""
 
 
 def load_api_client(
-    *, pool: int = API_CONCURRENCY, user_agent: str | None = None
+    *, pool: int = API_CONCURRENCY, user_agent: str | None = None, retry: bool = True
 ) -> kubernetes.client.ApiClient:
     """In-cluster credentials when running in a pod, else KUBECONFIG (or ~/.kube/config).
-    `user_agent` names the replica in the API server's audit log."""
+    `user_agent` names the replica in the API server's audit log. Without `retry`, a call
+    is tried once (urllib3 would send an idempotent PUT up to three more times after its
+    timeout: a Lease renewal must not outlive its deadline)."""
     configuration = kubernetes.client.Configuration()
     configuration.connection_pool_maxsize = pool
+    if not retry:
+        configuration.retries = 0
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
