@@ -243,8 +243,9 @@ def test_servicemonitor_scrapes_the_metrics_service(base: Objects) -> None:
     selector = monitor["spec"]["selector"]
     assert set(selector) == {"matchLabels"}
     assert service["metadata"]["labels"].items() >= selector["matchLabels"].items()
+    # honorLabels: a route series' own `namespace` label is the route's, and stays so.
     assert monitor["spec"]["endpoints"] == [
-        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+        {"port": "metrics", "path": "/metrics", "interval": "30s", "honorLabels": True}
     ]
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
