@@ -206,3 +206,12 @@ async def test_a_standby_reports_nothing_on_the_route() -> None:
     await standby.report_crash(RuntimeError("boom"), 1.0)
     assert pair.cluster.status_writes == 0
     assert pair.cluster.events == []
+
+
+async def test_a_standby_has_no_heartbeat_to_keep() -> None:
+    """It writes no status, so a heartbeat falling due would wake it again and again, at once."""
+    pair = await started()
+    for replica in (pair.leader, pair.standby):
+        replica.controller._heartbeat_from -= 100_000  # long overdue
+    assert pair.leader.controller._next_wake() == 0
+    assert pair.standby.controller._next_wake() is None

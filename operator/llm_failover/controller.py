@@ -471,7 +471,10 @@ class RouteController:
         leading = self._leadership.leading
         if leading != self._leading:
             self._leading = leading
-            self._take_over() if leading else self._stand_by()
+            if leading:
+                self._take_over()
+            else:
+                self._stand_by()
         status = body.get("status")
         if not self._seeded:
             self._seed(status if isinstance(status, Mapping) else {})
@@ -887,9 +890,9 @@ class RouteController:
 
     def _next_wake(self) -> float | None:
         """Seconds until something is due without a probe: a window edge, the status heartbeat
-        or a retry."""
+        (the leader's) or a retry."""
         waits: list[float] = []
-        if self._spec is not None:
+        if self._spec is not None and self._leading:  # a standby writes no heartbeat
             waits.append(self._heartbeat_in())
         if self._retry_at is not None:
             waits.append(self._retry_at - time.monotonic())

@@ -104,8 +104,30 @@ class Install:
     service: str  # the metrics Service
 
     def logs(self) -> str:
+        """Every replica's log (the leader's has the failovers; a standby's, its probes)."""
         return kubectl(
-            "-n", self.namespace, "logs", f"deployment/{self.deployment}", "--tail=300", check=False
+            "-n", self.namespace, "logs", "-l", "app.kubernetes.io/name=llm-failover",
+            "--prefix", "--tail=300", check=False,
+        )  # fmt: skip
+
+    def leader(self) -> str:
+        """The pod that holds the Lease: its identity is the pod name, "_", a random suffix."""
+        holder = wait_for(
+            lambda: kubectl(
+                "-n", self.namespace, "get", "lease", "llm-failover",
+                "-o", "jsonpath={.spec.holderIdentity}", check=False,
+            ).strip(),
+            timeout=60,
+            what="a leader",
+            interval=1,
+        )  # fmt: skip
+        return holder.rsplit("_", 1)[0]
+
+    def metrics(self) -> str:
+        """The leader's /metrics: the route series come from it alone."""
+        pod = self.leader()
+        return kubectl(
+            "get", "--raw", f"/api/v1/namespaces/{self.namespace}/pods/{pod}:8080/proxy/metrics"
         )
 
 
@@ -366,12 +388,7 @@ def test_geo_block_fails_over_in_a_real_cluster(installed: Install, namespace: s
         assert "openai → qwen (GeoBlocked)" in failed_over_event["message"]
 
         assert "qwen" in kubectl("-n", namespace, "get", "llmroute", "chat")  # ACTIVE column
-        metrics = kubectl(
-            "get",
-            "--raw",
-            f"/api/v1/namespaces/{installed.namespace}/services/{installed.service}:metrics"
-            "/proxy/metrics",
-        )
+        metrics = installed.metrics()
         assert any(
             line.startswith("llmfailover_failovers_total{")
             and f'namespace="{namespace}"' in line
