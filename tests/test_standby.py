@@ -215,3 +215,20 @@ async def test_a_standby_has_no_heartbeat_to_keep() -> None:
         replica.controller._heartbeat_from -= 100_000  # long overdue
     assert pair.leader.controller._next_wake() == 0
     assert pair.standby.controller._next_wake() is None
+
+
+async def test_a_new_standby_that_saw_the_configmap_before_the_route_takes_over_without_reads() -> (
+    None
+):
+    pair = await started()
+    late = Replica(pair.cluster, pair.clock, leading=False)  # a replica started just now
+    data = pair.cluster.data("ConfigMap", NS, "chat-llm")
+    late.controller.target_changed("ConfigMap", "chat-llm", data)  # listed before the route
+    late.controller.update(pair.watched())
+    late.answer(S.HEALTHY, S.HEALTHY, pair.clock)
+    await late.controller.reconcile()
+    calls, writes = len(pair.cluster.calls), len(pair.cluster.writes)
+    late.leadership.hold(until=FOREVER)
+    await late.controller.reconcile()
+    assert pair.cluster.calls[calls:] == []
+    assert len(pair.cluster.writes) == writes

@@ -266,10 +266,12 @@ class RouteController:
         it is what we wrote, forget what we believed was there and reconcile now. A standby
         keeps what the leader wrote, so that taking over writes only what differs."""
         if not self._leading:
+            # Before its spec is parsed (the watches list ConfigMaps and routes in any order) a
+            # route's own objects are kept too: a name that is not the target's is never used.
             target = self._spec.target if self._spec is not None else None
             names = {
-                "ConfigMap": target.config_map_name if target else None,
-                "Secret": target.secret_name if target else None,
+                "ConfigMap": target.config_map_name if target else name,
+                "Secret": target.secret_name if target else name,
             }
             if names.get(kind) == name:
                 if data is None:
