@@ -10,6 +10,7 @@ import kopf
 import pytest
 
 from llm_failover.handlers import build_registry
+from llm_failover.leader import Leadership
 from llm_failover.supervision import Backoff, LoopLag, Stalled, Watchdog, supervise
 
 FAST = Backoff(base_seconds=0.01, cap_seconds=0.04, reset_after_seconds=60)
@@ -120,7 +121,8 @@ def test_the_liveness_handler_fails_while_a_loop_is_overdue() -> None:
     for i in range(7):
         watchdog.expect(f"probe loop {i}", 10)
     registry = build_registry()
-    (handler,) = registry._activities.get_handlers(activity="probe")  # kopf.Activity.PROBE
+    handlers = registry._activities.get_handlers(activity="probe")  # kopf.Activity.PROBE
+    handler = next(h for h in handlers if h.id == "loops")
     memo = kopf.Memo(watchdog=watchdog)
     assert handler.fn(memo=memo) == {"loops": 7}
     now[0] = 11
@@ -128,6 +130,17 @@ def test_the_liveness_handler_fails_while_a_loop_is_overdue() -> None:
         handler.fn(memo=memo)
     with pytest.raises(Stalled):
         watchdog.check()
+
+
+def test_the_health_endpoint_says_which_replica_leads() -> None:
+    """Readiness stays true on a standby; /healthz carries `leader` for whoever asks."""
+    registry = build_registry()
+    handlers = registry._activities.get_handlers(activity="probe")
+    leader = next(h for h in handlers if h.id == "leader")
+    leadership = Leadership()
+    assert leader.fn(memo=kopf.Memo(leadership=leadership)) is False
+    leadership.hold(until=float("inf"))
+    assert leader.fn(memo=kopf.Memo(leadership=leadership)) is True
 
 
 def test_kopf_retries_a_refused_or_failing_request_for_ever() -> None:
