@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from fakes import FakeClock, FakeCluster, FakeProbes
 from llm_failover.catalog import default_catalog
 from llm_failover.controller import RouteController, Services
+from llm_failover.kube import KubeError
 from llm_failover.leader import Leadership
 from llm_failover.metrics import Metrics
 from llm_failover.settings import Settings
@@ -232,3 +234,24 @@ async def test_a_new_standby_that_saw_the_configmap_before_the_route_takes_over_
     await late.controller.reconcile()
     assert pair.cluster.calls[calls:] == []
     assert len(pair.cluster.writes) == writes
+
+
+async def test_a_leader_dead_between_configmap_and_status_is_resumed_from_the_configmap() -> None:
+    """The leader wrote the ConfigMap of a switch, then died before the status said so: the new
+    leader resumes from the provider the ConfigMap names, and does not route back."""
+    pair = await started()
+    pair.cluster.failures["patch_route_status"] = 1_000
+    pair.clock.advance(10)
+    pair.leader.answer(S.GEO_BLOCKED, S.HEALTHY, pair.clock)
+    with pytest.raises(KubeError):
+        await pair.leader.controller.reconcile()
+    assert pair.provider() == "qwen"
+    assert pair.cluster.status["activeProvider"] == "openai"  # the leader dies here
+    pair.cluster.failures.clear()
+    pair.deliver()  # the standby sees the ConfigMap; the status is as it was
+    writes = len(pair.cluster.writes)
+    pair.standby.leadership.hold(until=FOREVER)
+    await pair.standby.controller.reconcile()
+    assert pair.provider() == "qwen"
+    assert pair.cluster.writes[writes:] == []
+    assert pair.cluster.status["activeProvider"] == "qwen"
