@@ -4,6 +4,7 @@ routing output, status, Events and every route metric's exact value through one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -549,3 +550,40 @@ async def test_our_own_status_coming_back_through_the_watch_wakes_nothing() -> N
     edited = body(failback="Manual")
     w.controller.update({**edited, "status": w.controller._status})
     assert w.controller._wake.is_set()  # a spec change
+
+
+async def test_a_loop_woken_as_it_is_cancelled_stops(world: World) -> None:
+    """Python 3.11's asyncio.wait_for swallowed a cancellation that landed as the wake was
+    set: the route's loop went on after its route was forgotten, and shutdown waited for it."""
+    task = asyncio.create_task(world.controller.run())
+    for _ in range(5):
+        await asyncio.sleep(0)  # the loop reconciles, then waits for its wake
+    world.controller.wake()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), 5)
+    assert task.cancelled()
+
+
+async def test_closing_the_routes_is_bounded(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    done = False
+
+    async def stubborn() -> None:
+        for _ in range(100):  # ignores cancellation, for 5 s at most
+            if done:
+                return
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    monkeypatch.setattr("llm_failover.manager.CLOSE_SECONDS", 0.2)
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)  # running: a task cancelled before its start just ends
+    world.manager._routes["shop/stuck"] = (world.controller, task)
+    started = time.monotonic()
+    await world.manager.close()
+    assert time.monotonic() - started < 2
+    assert "did not stop within" in caplog.text
+    done = True
+    await task

@@ -368,7 +368,8 @@ def test_timings_that_cannot_keep_writers_apart_are_refused(
 
 @pytest.mark.parametrize("seed", range(30))
 def test_never_two_writers_whatever_fails_when(seed: int) -> None:
-    """Three replicas, each attempting every retry period (with jitter) for ten simulated
+    """Three replicas, each attempting as the elector's loop does (a leader every retry period,
+    a standby twice as often and at the moment a Lease lapses) for ten simulated
     minutes while the API server drops their calls or their answers at random: at every
     moment at most one may write, and a replica takes over only once the previous writer's
     last write (sent before its deadline) has had its whole write timeout."""
@@ -388,7 +389,8 @@ def test_never_two_writers_whatever_fails_when(seed: int) -> None:
             if clock.now >= next_try[who]:
                 before = replica.leadership.leading
                 replica.elector.attempt()
-                next_try[who] = clock.now + 2 * rng.uniform(1.0, 1.2)
+                leading = replica.leadership.leading
+                next_try[who] = clock.now + (2 if leading else replica.elector.next_attempt_in())
                 if replica.leadership.leading and not before:
                     acquisitions += 1
                     for other in replicas:
@@ -433,3 +435,19 @@ def test_the_elector_thread_runs_until_stopped_and_survives_a_bug() -> None:
     stop.set()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_a_standby_looks_twice_per_retry_period_and_at_the_moment_the_lease_lapses(
+    leases: Leases, clock: Clock
+) -> None:
+    a, b = Replica(leases, clock, "a"), Replica(leases, clock, "b")
+    a.elector.attempt()
+    assert a.elector.next_attempt_in() <= 1.2  # not used by a leader, which renews every 2 s
+    assert not b.elector.attempt()
+    for _ in range(50):
+        assert 1.0 <= b.elector.next_attempt_in() <= 1.2
+    clock.now += 14.5  # a renewed no more: the Lease b saw lapses in 0.5 s
+    assert not b.elector.attempt()
+    assert b.elector.next_attempt_in() == pytest.approx(0.51)
+    clock.now += 0.51
+    assert b.elector.attempt()

@@ -501,10 +501,10 @@ def api_requests() -> timeseries.Panel:
         .description(
             "The operator's own calls to the Kubernetes API per minute, by verb and resource, "
             "summed over the replicas (llmfailover_api_requests_total; kopf's lists and watches "
-            "aside). Only the leader writes; the standby reads. Leader election adds about 30 "
-            "a minute per replica whatever the number of routes: the leader renews the Lease "
-            "(replace lease, a PUT every 2 s), the standby looks at it (get lease, a GET every "
-            "2 s or a little more). The rest stays near zero at rest: writes come with changes "
+            "aside). Only the leader writes; the standby reads. Leader election adds, whatever "
+            "the number of routes, about 30 a minute on the leader (replace lease: it renews the "
+            "Lease every 2 s) and 60 on a standby (get lease: it looks every second or so). "
+            "The rest stays near zero at rest: writes come with changes "
             "and heartbeats (5 a second at most), key Secrets come from a watch and are read "
             "again once per Secret and resync period."
         )

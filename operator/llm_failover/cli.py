@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=Settings.retry_period_seconds,
         metavar="SECONDS",
-        help="how often the Lease is renewed or looked at "
+        help="how often the leader renews the Lease (a standby looks twice as often) "
         f"(default {Settings.retry_period_seconds:g})",
     )
     elect.add_argument(

@@ -190,8 +190,11 @@ class RouteController:
         propagate to the supervisor, which reports them (`report_crash`) and runs this again."""
         self._wake.set()  # a restarted loop looks again at once
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that lands as the wake is set, and the loop then outlives its route (and shutdown).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._next_wake())
+                async with asyncio.timeout(self._next_wake()):
+                    await self._wake.wait()
             self._wake.clear()
             self._watchdog.expect(f"route {self.key}", RECONCILE_DEADLINE_SECONDS)
             self._retry_at = None

@@ -8,10 +8,12 @@ renewal counts from when its request was sent, and the leader stops writing when
 renewed for the renew deadline, which is shorter than the lease duration: the writes of an old
 leader end before any candidate can take over. A write still in flight is given up by the time
 the lease could pass on (`Leadership.write_seconds`). On shutdown the leader stops writing,
-waits for its writes in flight, then releases the Lease so a standby takes it at its next retry.
+waits for its writes in flight, then releases the Lease so a standby takes it at its next look.
 
-The elector runs in a thread of its own with its own connection to the API server: a busy event
-loop or a queue of thousands of writes never delays a renewal.
+A standby looks at the Lease twice per retry period, and once more the moment the record it saw
+would lapse: it takes over within about a second of the lease duration after the leader's last
+renewal. The elector runs in a thread of its own with its own connection to the API server: a
+busy event loop or a queue of thousands of writes never delays a renewal.
 """
 
 from __future__ import annotations
@@ -238,7 +240,7 @@ class LeaseElector:
 
     def release(self, *, timeout: float = 5.0) -> bool:
         """Give the Lease up (after `Leadership.resign` and once writes have drained): a
-        standby takes it at its next retry instead of waiting out the lease duration."""
+        standby takes it at its next look instead of waiting out the lease duration."""
         if self._held is None:
             return False
         now = micro_time(self._wall())
@@ -270,10 +272,24 @@ class LeaseElector:
             except Exception:
                 log.exception("%s: leader election failed unexpectedly; trying again", self.where)
                 self._on_error()
-            period = timings.retry_seconds
-            if not self._leadership.leading:
-                period *= random.uniform(1.0, 1.2)  # candidates do not retry in step
-            stop.wait(max(0.0, started + period - self._clock()))
+            if self._leadership.leading:
+                wait = started + timings.retry_seconds - self._clock()
+            else:
+                wait = self.next_attempt_in()
+            stop.wait(max(0.0, wait))
+
+    def next_attempt_in(self) -> float:
+        """Seconds a standby waits before it looks again: half a retry period (with jitter, so
+        that standbys do not look in step), so that it sees a leader's last renewal within about
+        a second, and no longer than until the Lease it saw lapses: it takes over at that
+        moment, not at its next look."""
+        wait = self._timings.retry_seconds / 2 * random.uniform(1.0, 1.2)
+        spec = self._observed or {}
+        holder = spec.get("holderIdentity")
+        if holder and holder != self.identity:
+            lapses = self._observed_at + self._duration(spec)
+            wait = min(wait, max(0.0, lapses - self._clock()) + 0.01)
+        return wait
         if self._watchdog is not None:
             self._watchdog.done("leader election")
 
@@ -338,11 +354,14 @@ class LeaseElector:
                 log.info("%s: held by %s: standing by", self.where, holder)
 
     def _expired(self, spec: Mapping[str, Any]) -> bool:
+        return self._clock() >= self._observed_at + self._duration(spec)
+
+    def _duration(self, spec: Mapping[str, Any]) -> float:
+        """The Lease's own duration (the holder's setting), else ours."""
         duration = spec.get("leaseDurationSeconds")
-        seconds = (
-            duration if isinstance(duration, int) and duration > 0 else self._timings.lease_seconds
-        )
-        return self._clock() >= self._observed_at + seconds
+        if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0:
+            return float(duration)
+        return self._timings.lease_seconds
 
     def _holder_is_other(self) -> bool:
         return self._holder is not None and self._holder != self.identity

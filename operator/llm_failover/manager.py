@@ -7,7 +7,6 @@ ends because its route no longer exists is forgotten here, as if the watch had s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -18,6 +17,9 @@ from llm_failover.kube import KIND, RouteRef, object_data
 from llm_failover.supervision import supervise
 
 log = logging.getLogger(__name__)
+
+CLOSE_SECONDS = 5.0
+"""How long shutdown waits for the route loops it cancelled."""
 
 
 class RouteManager:
@@ -87,9 +89,14 @@ class RouteManager:
         for controller, task in routes:
             controller.stop()
             task.cancel()
-        for _, task in routes:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if not routes:
+            return
+        # Bounded: a loop that ignores its cancellation must not hold up the shutdown (and the
+        # Lease's release) for ever.
+        _, pending = await asyncio.wait([task for _, task in routes], timeout=CLOSE_SECONDS)
+        for controller, task in routes:
+            if task in pending:
+                log.error("%s: its loop did not stop within %gs", controller.key, CLOSE_SECONDS)
 
     def _ended(self, controller: RouteController, task: asyncio.Task[None]) -> None:
         """The controller's loop returned (its route is gone) or, unexpectedly, died."""

@@ -46,8 +46,8 @@ class Settings:
     """How long the leader keeps writing without a renewal: shorter than the lease, so its
     writes end before anyone can take over (client-go's default)."""
     retry_period_seconds: float = 2.0
-    """How often the leader renews and a standby looks at the Lease (client-go's default): a
-    released Lease is taken within this."""
+    """How often the leader renews the Lease (client-go's default); a standby looks twice as
+    often, so a released Lease is taken within about a second."""
     watch_timeout_seconds: int = 300
     """Seconds a watch request lasts before kopf renews it; shorter than most load balancers'
     idle limits, so a silently dropped connection is noticed."""
