@@ -34,11 +34,14 @@ test: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e tests/e2e -v
 
-# Figures, not tests (bench/*.py print numbers): what hostile providers cost the operator, and
-# how its cost grows with routes (SCALE_ARGS="--routes 100,1000 --cluster embedded --rest 60").
+# Figures, not tests (bench/*.py print numbers): what hostile providers cost the operator, how
+# its cost grows with routes (SCALE_ARGS="--routes 100,1000 --cluster embedded --rest 60"), and
+# how long a standby takes over a pending failover when the leader dies
+# (TAKEOVER_ARGS="--runs 3 --cluster embedded").
 bench: $(STAMP)
 	$(BIN)/python bench/hostile.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)
+	$(BIN)/python bench/takeover.py $(TAKEOVER_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests deploy examples bench

@@ -95,6 +95,7 @@ class Operator:
         self.health_port = free_port()
         args = [sys.executable, "-m", "llm_failover.cli", "run"]
         args += ["--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port)]
+        args += ["--leader-elect=false"]  # one process: its probes are measured, not a Lease
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         with log.open("wb") as out:
             self.process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)

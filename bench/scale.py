@@ -21,6 +21,11 @@ namespace and provider: 200). Measured:
   API calls stop: statuses and Events included), the operator's and the cluster's;
 - peak RSS, and SIGTERM to exit.
 
+The operator runs as deployed: with leader election on, on the Lease `llm-failover` in the
+namespace `llm-failover` (created first). It is the only replica, so it leads at once; its API
+calls include its Lease renewals (a PUT every retry period: 30 a minute), and SIGTERM to exit
+includes releasing the Lease. Takeover by a standby: bench/takeover.py.
+
 Everything listens on 127.0.0.1 only. Run: `make bench` or
 `.venv/bin/python bench/scale.py --routes 100,1000 --cluster embedded --rest 60`.
 """
@@ -28,6 +33,7 @@ Everything listens on 127.0.0.1 only. Run: `make bench` or
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -41,6 +47,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,7 +55,7 @@ from typing import Any
 import httpx
 import yaml
 
-from llm_failover.sandbox.cluster import EmulatedCluster
+from llm_failover.sandbox.cluster import MAX_LOGGED, EmulatedCluster
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from llm_failover.settings import Settings
 
@@ -56,6 +63,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CRD = ROOT / "crds" / "llmroutes.yaml"
 ROUTES_API = "/apis/llmfailover.dev/v1alpha1"
 MANAGED = "app.kubernetes.io/managed-by=llm-failover"
+LEASE_NAMESPACE = "llm-failover"
+"""Where the operator's Lease lives (deploy/'s namespace); created in every cluster first."""
+LEASE_RENEWALS_PER_MINUTE = 60 / Settings.retry_period_seconds
 ENDPOINTS, PRIMARIES, NAMESPACES = 20, 4, 10
 TOTAL_CPUS = os.cpu_count() or 1
 HEARTBEAT_SECONDS = Settings.status_heartbeat_seconds
@@ -92,11 +102,31 @@ def pinned(cpu: int) -> Any:
 # --- the cluster, in a process of its own -----------------------------------------------------
 
 
-def serve_cluster(url_file: Path) -> int:
-    """Child mode: serve the embedded cluster until SIGTERM; its URL goes to `url_file`."""
+class WriteLog(collections.deque[tuple[str, str]]):
+    """The emulator's request log, that also appends each write request, and each read of a
+    Lease, to a file with the time it arrived: `epoch-seconds<TAB>METHOD<TAB>path` a line
+    (bench/takeover.py reads it as the real API server's audit log is read)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(maxlen=MAX_LOGGED)
+        self._file = path.open("a", buffering=1, encoding="utf-8")
+
+    def append(self, request: tuple[str, str]) -> None:
+        super().append(request)
+        method, path = request
+        if method != "GET" or "/leases" in path:
+            self._file.write(f"{time.time():.6f}\t{method}\t{path}\n")
+
+
+def serve_cluster(url_file: Path, request_log: Path | None = None) -> int:
+    """Child mode: serve the embedded cluster until SIGTERM; its URL goes to `url_file`, its
+    write requests to `request_log` (when given)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with EmulatedCluster(crd_paths=[CRD]) as cluster:
+    cluster = EmulatedCluster(crd_paths=[CRD])
+    if request_log is not None:
+        cluster._log = WriteLog(request_log)  # the deque the emulator appends each request to
+    with cluster:
         url_file.write_text(cluster.url)
         stop.wait()
     return 0
@@ -110,10 +140,14 @@ class Cluster:
     def __init__(self, tmp: Path) -> None:
         url_file = tmp / "cluster.url"
         url_file.unlink(missing_ok=True)
+        self.request_log = tmp / "requests.log"
+        """Every write request, with its arrival time (`WriteLog`)."""
+        self.request_log.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-cluster", str(url_file)],
+            [sys.executable, __file__, "--serve-cluster", str(url_file),
+             "--request-log", str(self.request_log)],
             preexec_fn=pinned(1),
-        )
+        )  # fmt: skip
         deadline = time.monotonic() + 60
         while not url_file.exists() or not url_file.read_text():
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -207,13 +241,18 @@ CLUSTERS: dict[str, type[Cluster]] = {"embedded": Cluster, "real": RealControlPl
 
 
 class Operator:
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    """`llm-failover run` pinned to CPU 0, electing itself on the Lease in `LEASE_NAMESPACE`
+    (as deployed) unless `extra` says otherwise."""
+
+    def __init__(self, kubeconfig: Path, log: Path, extra: Sequence[str] = ()) -> None:
         self.metrics_port, self.health_port = free_port(), free_port()
+        self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "llm_failover.cli", "run",
                  "--metrics-port", str(self.metrics_port),
-                 "--health-port", str(self.health_port)],
+                 "--health-port", str(self.health_port),
+                 "--leader-elect-resource-namespace", LEASE_NAMESPACE, *extra],
                 env={**os.environ, "KUBECONFIG": str(kubeconfig)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -272,6 +311,11 @@ def api_calls(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> C
             found = dict(labels)
             calls[f"{found['verb']} {found['resource']}"] += int(value)
     return calls
+
+
+def without_lease(calls: Counter[str]) -> Counter[str]:
+    """The calls but the Lease's (its renewals go on, one per retry period)."""
+    return Counter({kind: n for kind, n in calls.items() if not kind.endswith(" lease")})
 
 
 def timeouts(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> int:
@@ -364,6 +408,7 @@ def one_run(
     operator: Operator | None = None
     figures: dict[str, Any] = {"cluster": kind, "routes": routes}
     try:
+        cluster.create("/api/v1/namespaces", {"metadata": {"name": LEASE_NAMESPACE}})
         for n in range(NAMESPACES):
             cluster.create("/api/v1/namespaces", {"metadata": {"name": f"bench-{n}"}})
             for j, stand_in in enumerate(stand_ins):
@@ -460,13 +505,14 @@ def one_run(
         wait(lambda: len(switched) == len(affected), 300, "every affected ConfigMap switched")
         watcher.join(timeout=5)
         # The statuses and Events of the switches follow the ConfigMaps: wait until the
-        # operator's API calls stop (2 s without one, at most 120 s), then count the cost.
+        # operator's API calls stop (2 s without one, at most 120 s; the Lease renewals, one
+        # every 2 s, go on and are not counted), then count the cost.
         calls, quiet_since = api_calls(operator.metrics()), time.monotonic()
         deadline = quiet_since + 120
         while time.monotonic() - quiet_since < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
             now_calls = api_calls(operator.metrics())
-            if now_calls != calls:
+            if without_lease(now_calls) != without_lease(calls):
                 calls, quiet_since = now_calls, time.monotonic()
         figures.update(
             switch_cpu_s=operator.cpu_seconds() - switch_cpu[0],
@@ -521,6 +567,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines.append("|" + "---|" * len(columns))
     for row in rows:
         lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |")
+    lines.append(
+        "\nAPI calls/min at rest include the leader's Lease renewals "
+        f"({LEASE_RENEWALS_PER_MINUTE:.0f} a minute: one `replace lease` every "
+        f"{Settings.retry_period_seconds:g} s retry period); "
+        "SIGTERM→exit includes releasing the Lease."
+    )
     for row in rows:
         lines.append(
             f"\nAPI calls/min at rest, {row['cluster']} cluster, {row['routes']:,} routes: "
@@ -552,9 +604,10 @@ def main() -> int:
         help="keep a py-spy profile of the operator at rest in DIR (pip install py-spy)",
     )
     parser.add_argument("--serve-cluster", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--request-log", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_cluster is not None:
-        return serve_cluster(args.serve_cluster)
+        return serve_cluster(args.serve_cluster, args.request_log)
     if (
         TOTAL_CPUS > 1
     ):  # this process and its stand-ins share the cluster's core, not the operator's
