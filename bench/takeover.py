@@ -24,11 +24,11 @@ failover is pending and its leader is dead. Measured from t0:
 - the target of issue 13: the pending failover done within the lease duration plus one probe
   interval after the leader dies, per run.
 
-Then one SIGTERM run per cluster: A releases the Lease on its way out; SIGTERM→B leads (a retry
-standby's look, about a second, not the lease duration). (On the embedded cluster, whose log names no client, a
-write A still drained after its SIGTERM would count as B's; the real server's log tells them
-apart.) Every wait is bounded (`--timeout`); every process is
-stopped at the end. Everything listens on 127.0.0.1 only. Run: `make bench` or
+Then one SIGTERM run per cluster: A releases the Lease on its way out; SIGTERM→B leads (at the
+standby's next look, about a second, not the lease duration). (On the embedded cluster, whose
+log names no client, a write A still drained after its SIGTERM would count as B's; the real
+server's log tells them apart.) Every wait is bounded (`--timeout`); every process is stopped at
+the end. Everything listens on 127.0.0.1 only. Run: `make bench` or
 `.venv/bin/python bench/takeover.py --runs 5 --cluster embedded,real`.
 """
 
@@ -440,7 +440,7 @@ def one_run(
         ]
         if renewals:
             run.last_renewal = max(renewals) - t0_wall
-            # B looks at the Lease every retry period; the lease duration counts from when it
+            # B looks at the Lease twice per retry period; the lease duration counts from when it
             # saw the last renewal (on the embedded cluster only B reads it: A renews blind).
             reads = [
                 w.time
