@@ -16,6 +16,7 @@ import pytest
 from llm_failover.kube import KubeError
 from llm_failover.leader import (
     Change,
+    ElectionThread,
     Leadership,
     LeaseConflict,
     LeaseElector,
@@ -451,3 +452,31 @@ def test_a_standby_looks_twice_per_retry_period_and_at_the_moment_the_lease_laps
     assert b.elector.next_attempt_in() == pytest.approx(0.51)
     clock.now += 0.51
     assert b.elector.attempt()
+
+
+@pytest.mark.parametrize("release", [True, False])
+def test_the_election_thread_stops_and_releases_only_when_asked(release: bool) -> None:
+    timings = Timings(lease_seconds=0.6, renew_deadline_seconds=0.4, retry_seconds=0.05)
+    leases = Leases()
+    leadership = Leadership(margin_seconds=0.2)
+    closed: list[bool] = []
+    election = ElectionThread(
+        LeaseElector(
+            api=leases.client("a"),
+            leadership=leadership,
+            identity="a",
+            namespace=NS,
+            name=NAME,
+            timings=timings,
+        ),
+        close=lambda: closed.append(True),
+    )
+    election.start()
+    deadline = time.monotonic() + 10
+    while not leadership.may_write() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert leadership.may_write()
+    leadership.resign()
+    assert election.stop(release=release, within=5) is release
+    assert closed == [True]
+    assert ("holderIdentity" in leases.spec()) is not release

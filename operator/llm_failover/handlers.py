@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import logging
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,7 +34,7 @@ from llm_failover.kube import (
     load_api_client,
     secret_bytes,
 )
-from llm_failover.leader import Change, Leadership, LeaseElector, Timings
+from llm_failover.leader import Change, ElectionThread, Leadership, LeaseElector, Timings
 from llm_failover.manager import RouteManager
 from llm_failover.metrics import Metrics
 from llm_failover.prober import ProbeGate, Prober, Wake, utc_now
@@ -184,12 +183,8 @@ def build_registry() -> kopf.OperatorRegistry:
                 watchdog=watchdog,
                 on_error=lambda: metrics.internal_error(task="leader_election"),
             )
-            stop = threading.Event()
-            thread = threading.Thread(
-                target=elector.run, args=(stop,), name="leader-election", daemon=True
-            )
-            thread.start()
-            memo.election = (elector, stop, thread, leases)
+            memo.election = ElectionThread(elector, close=leases.close)
+            memo.election.start()
             logging.getLogger(__name__).info("%s: electing a leader as %s", elector.where, identity)
         memo.resync = asyncio.create_task(
             supervise(
@@ -263,18 +258,16 @@ def build_registry() -> kopf.OperatorRegistry:
                 await task
         await memo.routes.close()
         await memo.prober.close()
-        if memo.election is not None:
-            elector, stop, thread, leases = memo.election
+        election: ElectionThread | None = memo.election
+        if election is not None:
             # Released only once no write of ours is in flight: until then the elector goes on
             # renewing, so that no other replica writes at the same time.
             drained = await asyncio.to_thread(memo.kube.drained, within=config.lease_seconds)
-            stop.set()
-            await asyncio.to_thread(thread.join, config.renew_deadline_seconds)
-            if drained and not thread.is_alive():
-                await asyncio.to_thread(elector.release)
-            else:
-                logger.warning("%s: not released (writes in flight): it expires", elector.where)
-            leases.close()
+            released = await asyncio.to_thread(
+                election.stop, release=drained, within=config.renew_deadline_seconds
+            )
+            if not released and election.elector.held:
+                logger.warning("%s: not released: it lapses by itself", election.elector.where)
         memo.kube.close()
         logger.info("stopped")
 

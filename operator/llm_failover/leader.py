@@ -203,6 +203,11 @@ class LeaseElector:
     def where(self) -> str:
         return f"Lease {self.namespace}/{self.name}"
 
+    @property
+    def held(self) -> bool:
+        """Whether this replica holds the Lease as far as it knows (resigned or not)."""
+        return self._held is not None
+
     def attempt(self) -> bool:
         """One try to acquire or renew the Lease; whether we hold it afterwards."""
         started = self._clock()
@@ -371,3 +376,28 @@ class LeaseElector:
         if text != self._failure:  # once per kind of failure, not every retry period
             self._failure = text
             log.warning("%s: could not acquire or renew it: %s", self.where, text)
+
+
+class ElectionThread:
+    """The elector on a thread of its own: started with the operator; stopped at shutdown,
+    releasing the Lease only when asked (once this replica's writes have drained)."""
+
+    def __init__(self, elector: LeaseElector, *, close: Callable[[], None]) -> None:
+        self.elector = elector
+        self._close = close  # the elector's API connection
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=elector.run, args=(self._stop,), name="leader-election", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, *, release: bool, within: float) -> bool:
+        """End the loop (an attempt in progress ends within its timeout, at most `within`
+        seconds), then release the Lease if `release`; whether it was released. Blocking."""
+        self._stop.set()
+        self._thread.join(within)
+        released = release and not self._thread.is_alive() and self.elector.release()
+        self._close()
+        return released
