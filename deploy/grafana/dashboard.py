@@ -314,23 +314,33 @@ def provider_eligibility() -> statetimeline.Panel:
 # --- Failovers -----------------------------------------------------------------------------------
 
 
-def failovers_by_reason() -> bargauge.Panel:
-    expr = f"sum by (reason) {increase(f'llmfailover_failovers_total{{{ROUTE}}}', '$__range')}"
+def counts(title: str, description: str, expr: str, legend: str) -> bargauge.Panel:
+    """Horizontal bars of counts over the selected time range, one per `legend` value."""
     return (
         bargauge.Panel()
-        .title("Failovers by reason")
-        .description(
-            "Switches of active provider in the selected time range, failbacks included, by the "
-            "reason of the switch (llmfailover_failovers_total)."
-        )
+        .title(title)
+        .description(description)
         .datasource(DATASOURCE)
-        .with_target(query(expr, "{{reason}}", instant=True))
+        .with_target(query(expr, legend, instant=True))
         .orientation(common.VizOrientation.HORIZONTAL)
         .display_mode(common.BarGaugeDisplayMode.BASIC)
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .unit("short")
         .decimals(0)
         .min(0)
+    )
+
+
+def failovers_by_reason() -> bargauge.Panel:
+    expr = f"sum by (reason) {increase(f'llmfailover_failovers_total{{{ROUTE}}}', '$__range')}"
+    return (
+        counts(
+            "Failovers by reason",
+            "Switches of active provider in the selected time range, failbacks included, by the "
+            "reason of the switch (llmfailover_failovers_total).",
+            expr,
+            "{{reason}}",
+        )
         .color_scheme(fixed_color("orange"))
         .no_value("no failovers")
         .span(8)
@@ -541,24 +551,17 @@ def loop_lag() -> timeseries.Panel:
 def leader_changes() -> bargauge.Panel:
     expr = "sum by (change) " + increase("llmfailover_leader_changes_total", "$__range")
     panel = (
-        bargauge.Panel()
-        .title("Leadership changes")
-        .description(
+        counts(
+            "Leadership changes",
             "Changes of leader in the selected time range, summed over the replicas "
             "(llmfailover_leader_changes_total): acquired (a replica became the leader), lost "
             "(it could not renew the Lease in time, or another took it), released (it gave the "
             "Lease up on SIGTERM). A rollout shows one acquired per new leader; a released "
             "counted just before the process exits may never be scraped. Lost, or acquired "
-            "without a rollout, is worth a look: the log of the replica that lost says why."
+            "without a rollout, is worth a look: the log of the replica that lost says why.",
+            expr,
+            "{{change}}",
         )
-        .datasource(DATASOURCE)
-        .with_target(query(expr, "{{change}}", instant=True))
-        .orientation(common.VizOrientation.HORIZONTAL)
-        .display_mode(common.BarGaugeDisplayMode.BASIC)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .unit("short")
-        .decimals(0)
-        .min(0)
         .color_scheme(fixed_color("blue"))
         .no_value("no changes")
         .span(12)
