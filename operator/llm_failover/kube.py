@@ -349,9 +349,9 @@ class KubeClient:
                 return send(REQUEST_TIMEOUT)
             # Asked here, in the thread, right before sending: a write may have waited in the
             # lanes' queue while the Lease ran out.
-            seconds = self._leadership.write_seconds()
-            if not self._leadership.may_write() or (seconds is not None and seconds <= 0):
+            if not self._leadership.may_write():
                 raise NotLeader("not sent: this replica is not the leader")
+            seconds = self._leadership.write_seconds()  # more than the margin, as it may write
             with self._writing_changed:
                 self._writing += 1
             try:
@@ -363,23 +363,20 @@ class KubeClient:
                     self._writing_changed.notify_all()
 
         def send(timeout: Any) -> Any:
-            # Raw JSON instead of the client's models: plain dicts, and no model deserialisation.
-            response = method(*args, _preload_content=False, _request_timeout=timeout)
-            return response.json() if response.data else None
+            return _raw(method, *args, timeout=timeout)
 
         try:
             result = await self._lanes.run(call, urgent=(verb, resource) in _URGENT)
         except kubernetes.client.ApiException as exc:
-            self._count(verb, resource, f"{exc.status // 100}xx" if exc.status else "none")
+            self._count(verb, resource, _answer_class(exc))
             if exc.status in (404, 410):
                 if missing is not None:
                     raise missing(f"{exc.status} {exc.reason}") from None
                 return None
-            error = Forbidden if exc.status == 403 else KubeError
-            raise error(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
+            raise _refusal(exc) from None
         except NotLeader:
             raise
-        except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+        except _CONNECTION_ERRORS as exc:
             self._count(verb, resource, "none")
             raise KubeError(f"{type(exc).__name__}: {exc}") from None
         self._count(verb, resource, "2xx")
@@ -419,6 +416,27 @@ def _encode(data: Mapping[str, str]) -> dict[str, str]:
     return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
 
 
+_CONNECTION_ERRORS = (OSError, urllib3.exceptions.HTTPError, ValueError)
+"""What the client raises when no answer came (or none that parses)."""
+
+
+def _raw(method: Any, *args: Any, timeout: Any) -> Any:
+    """One call of the client, answered as plain JSON instead of the client's models (plain
+    dicts, and no model deserialisation)."""
+    response = method(*args, _preload_content=False, _request_timeout=timeout)
+    return response.json() if response.data else None
+
+
+def _answer_class(exc: kubernetes.client.ApiException) -> str:
+    return f"{exc.status // 100}xx" if exc.status else "none"
+
+
+def _refusal(exc: kubernetes.client.ApiException) -> KubeError:
+    """The API server's refusal as the operator raises it: Forbidden for a 403 (RBAC)."""
+    error = Forbidden if exc.status == 403 else KubeError
+    return error(f"{exc.status} {exc.reason}: {_api_message(exc)}")
+
+
 def _api_message(exc: kubernetes.client.ApiException) -> str:
     try:
         return str(json.loads(exc.body or "{}").get("message", ""))[:300]
@@ -445,13 +463,14 @@ class LeaseClient:
         self._api.close()
 
     def get_lease(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None:
-        return self._call("get", self._leases.read_namespaced_lease, name, namespace, timeout)
+        read = self._leases.read_namespaced_lease
+        return self._call("get", read, name, namespace, timeout=timeout)
 
     def create_lease(
         self, namespace: str, body: Mapping[str, Any], *, timeout: float
     ) -> dict[str, Any]:
         created = self._call(
-            "create", self._leases.create_namespaced_lease, namespace, dict(body), timeout
+            "create", self._leases.create_namespaced_lease, namespace, dict(body), timeout=timeout
         )
         if created is None:
             raise KubeError("creating the Lease answered nothing")
@@ -461,26 +480,28 @@ class LeaseClient:
         self, namespace: str, name: str, body: Mapping[str, Any], *, timeout: float
     ) -> dict[str, Any]:
         replaced = self._call(
-            "replace", self._leases.replace_namespaced_lease, name, namespace, dict(body), timeout
+            "replace",
+            self._leases.replace_namespaced_lease,
+            name,
+            namespace,
+            dict(body),
+            timeout=timeout,
         )
         if replaced is None:  # deleted meanwhile: created again by the next attempt
             raise LeaseConflict("the Lease is gone")
         return replaced
 
-    def _call(self, verb: str, method: Any, *args: Any) -> dict[str, Any] | None:
-        *arguments, timeout = args
+    def _call(self, verb: str, method: Any, *args: Any, timeout: float) -> dict[str, Any] | None:
         try:
-            response = method(*arguments, _preload_content=False, _request_timeout=timeout)
-            result = response.json() if response.data else None
+            result = _raw(method, *args, timeout=timeout)
         except kubernetes.client.ApiException as exc:
-            self._count(verb, "lease", f"{exc.status // 100}xx" if exc.status else "none")
+            self._count(verb, "lease", _answer_class(exc))
             if exc.status == 404:
                 return None
             if exc.status in (409, 422):
                 raise LeaseConflict(f"{exc.status} {exc.reason}") from None
-            error = Forbidden if exc.status == 403 else KubeError
-            raise error(f"{exc.status} {exc.reason}: {_api_message(exc)}") from None
-        except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+            raise _refusal(exc) from None
+        except _CONNECTION_ERRORS as exc:
             self._count(verb, "lease", "none")
             raise KubeError(f"{type(exc).__name__}: {exc}") from None
         self._count(verb, "lease", "2xx")
