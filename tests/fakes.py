@@ -144,6 +144,7 @@ class FakeProbes:
     tenants: dict[str, str] = field(default_factory=dict)
     results: dict[str, Report] = field(default_factory=dict)
     eager: dict[str, frozenset[Endpoint]] = field(default_factory=dict)
+    reprobed: list[str] = field(default_factory=list)  # base URLs, in the order asked
 
     def subscribe(
         self,
@@ -164,6 +165,9 @@ class FakeProbes:
     def attend(self, subscriber: str, endpoints: Iterable[Endpoint]) -> None:
         self.eager[subscriber] = frozenset(endpoints)
 
+    def reprobe(self, endpoints: Iterable[Endpoint]) -> None:
+        self.reprobed.extend(endpoint.base_url for endpoint in endpoints)
+
     def latest(self, endpoint: Endpoint) -> Report | None:
         return self.results.get(endpoint.base_url)
 
@@ -175,10 +179,13 @@ class FakeProbes:
         at: datetime,
         status: int = 0,
         latency: int = 20,
+        retry_at: datetime | None = None,
     ) -> None:
         """One more answer of `base_url`, numbered and placed in its run as the prober does."""
         message = "" if state is ProviderState.HEALTHY else f"{state} from {base_url}"
-        report = Report(1, at, Classification(state, message, status or None), latency)
+        report = Report(
+            1, at, Classification(state, message, status or None), latency, retry_at=retry_at
+        )
         self.results[base_url] = in_run(self.results.get(base_url), report)
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from llm_failover.catalog import Catalog
 from llm_failover.credentials import Credential, read_key
 from llm_failover.health import (
@@ -32,6 +34,7 @@ from llm_failover.health import (
     ProviderHealth,
     Thresholds,
     Transition,
+    distrust,
     observe_run,
     settled,
 )
@@ -52,7 +55,8 @@ from llm_failover.redact import Redactor
 from llm_failover.routing import KEY_NAMES, RoutingOutput, routing_output
 from llm_failover.secretcache import SecretCache
 from llm_failover.settings import Settings
-from llm_failover.spec import RouteSpec, SpecError, parse_route_spec
+from llm_failover.signals import Query, Reading, SignalSource
+from llm_failover.spec import ProviderSpec, RouteSpec, SpecError, Trust, parse_route_spec
 from llm_failover.state import ProviderState
 from llm_failover.status import (
     Event,
@@ -113,6 +117,8 @@ class Services:
     """How many routes the operator manages: the status heartbeat stretches with them."""
     leadership: Leadership = field(default_factory=Leadership.single)
     """Whether this replica writes (`leader`); a standby gathers health and writes nothing."""
+    signals: SignalSource = field(default_factory=SignalSource)
+    """Traffic signals (Prometheus queries, Alertmanager alerts); none by default."""
 
 
 class RouteController:
@@ -128,6 +134,11 @@ class RouteController:
         self._watchdog = services.watchdog
         self._secrets = services.secrets or SecretCache(services.kube.read_secret)
         self._leadership = services.leadership
+        self._signals = services.signals
+        self._readings: dict[str, Reading] = {}  # provider → what its traffic signal says
+        self._watched: dict[str, Query] | None = None  # the queries last handed to `signals`
+        self._scheduled: dict[Endpoint, Schedule] | None = None  # last handed to the prober
+        self._confirming: str | None = None  # the provider a fresh probe is awaited for
         self._leading = self._leadership.leading  # what this controller last worked as
         self._wake = asyncio.Event()
         self._body: Mapping[str, Any] = {}
@@ -221,6 +232,8 @@ class RouteController:
 
     def stop(self) -> None:
         self._prober.unsubscribe(self.key)
+        self._signals.unwatch(self.key)
+        self._watched = self._scheduled = None
         self._eager = frozenset()
         self._redactor.forget(self._keys.secrets if self._keys else [])
         self._keys = None
@@ -396,8 +409,6 @@ class RouteController:
         return keys
 
     def _subscribe(self, spec: RouteSpec, keys: Keys) -> None:
-        check = spec.health_check
-        schedule = Schedule(check.interval_seconds, check.timeout_seconds)
         self._endpoints = {
             p.name: Endpoint.for_provider(
                 base_url=p.base_url,
@@ -410,13 +421,119 @@ class RouteController:
             for p in spec.providers
             if p.name not in keys.problems
         }
-        self._prober.subscribe(
-            self.key,
-            dict.fromkeys(self._endpoints.values(), schedule),
-            self._wake,
-            tenant=self.ref.namespace,
-        )
+        self._scheduled = None
+        self._schedule_probes(spec)
         self._eager &= frozenset(self._endpoints.values())  # the prober forgot the others
+
+    def _schedule_probes(self, spec: RouteSpec) -> None:
+        """Every provider every `intervalSeconds`, but those behind the next in line, at the
+        `backupIntervalSeconds` when the route sets one: the active provider, those before it
+        (a failback waits on them) and the first eligible one after it (the next in line; all
+        after it while none is) are probed at the full rate. Handed to the prober on change."""
+        check = spec.health_check
+        regular = Schedule(check.interval_seconds, check.timeout_seconds)
+        spaced = regular
+        names = [p.name for p in spec.providers]
+        fast = set(names)
+        if check.backup_interval_seconds is not None and self._active in names:
+            spaced = replace(regular, backup_seconds=float(check.backup_interval_seconds))
+            position = names.index(self._active)
+            fast = set(names[: position + 1])
+            behind = spec.providers[position + 1 :]
+            now = self._clock()
+            following = [
+                p.name
+                for p in behind
+                if self._health.get(p.name, ProviderHealth()).trusted and p.in_window(now)
+            ]
+            fast |= {following[0]} if following else {p.name for p in behind}
+        scheduled: dict[Endpoint, Schedule] = {}
+        for name, endpoint in self._endpoints.items():
+            wanted = regular if name in fast else spaced
+            # An endpoint two providers share goes at the faster of their rates.
+            if scheduled.get(endpoint) != regular:
+                scheduled[endpoint] = wanted
+        if scheduled != self._scheduled:
+            self._scheduled = scheduled
+            self._prober.subscribe(self.key, scheduled, self._wake, tenant=self.ref.namespace)
+
+    def _watch_signals(self, spec: RouteSpec) -> None:
+        """Hand the route's queries to the signals: each provider's own, and the route's for
+        the provider it routes to (the apps' traffic goes there)."""
+        queries: dict[str, Query] = {}
+        for provider in spec.providers:
+            own = provider.signal.prometheus if provider.signal is not None else None
+            shared = spec.signal.prometheus if spec.signal is not None else None
+            query = own or (shared if provider.name == self._active else None)
+            if query is not None:
+                queries[provider.name] = Query(
+                    _placeholders(query.query, provider, self.ref.namespace, self.ref.name),
+                    query.threshold,
+                )
+        if queries != self._watched:
+            self._watched = queries
+            self._signals.watch(self.key, queries, self._wake)
+
+    def _listen(self, spec: RouteSpec, now: datetime) -> None:
+        """Read what traffic says: a signal that starts firing probes its provider at once."""
+        readings = self._signals.readings(self.key, self._active)
+        events: list[Event] = []
+        for provider in spec.providers:
+            name = provider.name
+            reading, before = readings.get(name), self._readings.get(name)
+            firing, was = (
+                reading is not None and reading.firing,
+                before is not None and before.firing,
+            )
+            if firing and not was:
+                assert reading is not None
+                endpoint = self._endpoints.get(name)
+                if endpoint is not None:
+                    self._prober.reprobe([endpoint])
+                log.warning(
+                    "%s: %s: traffic signal fires (%s): probing it now",
+                    self.key,
+                    name,
+                    reading.summary,
+                )
+                events.append(
+                    Event(
+                        EventReason.SIGNAL_FIRING,
+                        f"{name}: traffic signal fires ({reading.source}: {reading.summary}): "
+                        "probing it now",
+                    )
+                )
+            elif was and not firing:
+                events.append(Event(EventReason.SIGNAL_RESOLVED, f"{name}: traffic signal stopped"))
+            problem = reading.problem if reading is not None else ""
+            if problem and not (before is not None and before.problem):
+                events.append(
+                    Event(
+                        EventReason.SIGNAL_UNAVAILABLE,
+                        f"{name}: traffic signal unavailable ({problem}): probes alone decide",
+                    )
+                )
+        self._readings = readings
+        if self._leading:
+            self._queue(events)
+
+    def _trusts_signal(self, spec: RouteSpec, provider: ProviderSpec) -> bool:
+        """Whether its firing signal may eject it though its probes pass (`trust: Signal`)."""
+        reading = self._readings.get(provider.name)
+        if reading is None or not reading.firing or not reading.may_eject:
+            return False
+        signal = provider.signal if provider.signal is not None else spec.signal
+        return signal is not None and signal.trust is Trust.SIGNAL
+
+    def _fresh(self, spec: RouteSpec, now: datetime) -> dict[str, bool]:
+        """Providers probed lately enough to be routed to: within two intervals and a timeout."""
+        check = spec.health_check
+        limit = 2 * check.interval_seconds + check.timeout_seconds
+        fresh = {}
+        for provider in spec.providers:
+            last = self._health.get(provider.name, ProviderHealth()).last_probe
+            fresh[provider.name] = last is not None and (now - last).total_seconds() <= limit
+        return fresh
 
     def _gather(self, spec: RouteSpec, keys: Keys, now: datetime) -> dict[str, Transition]:
         """Fold every probe result not seen yet into each provider's health."""
@@ -442,8 +559,15 @@ class RouteController:
                     self._consumed[name] = (endpoint, report.sequence)
                     count, since = report.unseen(consumed)
                     c = report.classification
+                    firing = self._readings.get(name)
                     result = ProbeResult(
-                        c.state, report.time, c.message, c.http_status, report.latency_milliseconds
+                        c.state,
+                        report.time,
+                        c.message,
+                        c.http_status,
+                        report.latency_milliseconds,
+                        retry_at=report.retry_at,
+                        confirmed=firing is not None and firing.firing,
                     )
             if result is not None:
                 self._unconfirmed.discard(name)  # fresh evidence about it, from this process
@@ -453,15 +577,25 @@ class RouteController:
                 self._health[name] = health
                 if transition is not None:
                     transitions[name] = transition
+            if self._trusts_signal(spec, provider):
+                health, transition = distrust(
+                    self._health.get(name, ProviderHealth()), thresholds, now
+                )
+                self._health[name] = health
+                if transition is not None:
+                    transitions[name] = transition
         self._attend(thresholds)
         return transitions
 
     def _attend(self, thresholds: Thresholds) -> None:
         """Ask to be woken by every answer only for providers counting towards a threshold."""
+        # And for a provider whose signal fires, or that a switch waits to see probed afresh.
         eager = frozenset(
             endpoint
             for name, endpoint in self._endpoints.items()
             if not settled(self._health.get(name, ProviderHealth()), thresholds)
+            or name == self._confirming
+            or (name in self._readings and self._readings[name].firing)
         )
         if eager != self._eager:
             self._prober.attend(self.key, eager)
@@ -491,6 +625,9 @@ class RouteController:
         except SpecError as exc:
             self._spec = None
             self._prober.unsubscribe(self.key)
+            self._signals.unwatch(self.key)
+            self._watched = self._scheduled = None
+            self._readings = {}
             self._endpoints = {}
             self._eager = frozenset()
             self._redactor.forget(self._keys.secrets if self._keys else [])
@@ -526,8 +663,11 @@ class RouteController:
         refused = next(filter(None, map(self._secrets.refused, self._keys.versions)), None)
         for gone in set(self._health) - {p.name for p in spec.providers}:
             del self._health[gone]
+        self._watch_signals(spec)
+        self._listen(spec, now)
         if not self._leading:
             self._gather(spec, self._keys, now)  # ready to take over; the leader decides
+            self._schedule_probes(spec)
             return
         if self._decided_spec is None and self._active is not None:
             await self._resume_from_output(spec, self._keys)
@@ -541,7 +681,16 @@ class RouteController:
             spec_changed=changed,
             now=now,
             last_reason=(self._last_failover or {}).get("reason"),
+            fresh=self._fresh(spec, now),
         )
+        if decision.confirming != self._confirming:
+            self._confirming = decision.confirming
+            endpoint = self._endpoints.get(decision.confirming or "")
+            if endpoint is not None:
+                log.info(
+                    "%s: probing %s afresh before routing to it", self.key, decision.confirming
+                )
+                self._prober.reprobe([endpoint])
         self._decided_spec = canonical
         self._observed_generation = generation
 
@@ -560,6 +709,8 @@ class RouteController:
             else:
                 self._queue(self._apply(decision, now))
                 self._queue(await self._restart(spec, output.revision))
+        self._schedule_probes(spec)
+        self._watch_signals(spec)
         if refused is not None and ready.reason != Reason.TARGET_CONFLICT:
             message = f"{self._forbidden_message(refused)}; the keys read before are still used"
             log.error("%s: %s", self.key, message)
@@ -773,7 +924,7 @@ class RouteController:
         previous = self._status
         event = ready_event(ready, _condition(previous, "Ready"))
         status: dict[str, Any] = {
-            "providers": provider_entries(spec, self._health, decision.eligible),
+            "providers": provider_entries(spec, self._health, decision.eligible, self._readings),
             "failoverCount": self._failover_count,
             "conditions": conditions(
                 [ready, decision.failed_over],
@@ -907,6 +1058,26 @@ class RouteController:
                 if edge is not None and edge > now:
                     waits.append((edge - now).total_seconds() + 0.01)
         return max(0.0, min(waits)) if waits else None
+
+
+def _placeholders(query: str, provider: ProviderSpec, namespace: str, route: str) -> str:
+    """A signal's query with `${provider}`, `${model}`, `${host}`, `${namespace}`, `${route}`
+    filled in, escaped for a PromQL string (a model name may hold a quote or a backslash)."""
+    try:
+        host = httpx.URL(provider.base_url).host
+    except Exception:  # the spec parser keeps unusable URLs out
+        host = ""
+    values = {
+        "provider": provider.name,
+        "model": provider.model,
+        "host": host,
+        "namespace": namespace,
+        "route": route,
+    }
+    for name, value in values.items():
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        query = query.replace(f"${{{name}}}", escaped)
+    return query
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:

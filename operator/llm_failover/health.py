@@ -44,6 +44,19 @@ class ProbeResult:
     message: str = ""
     http_status: int | None = None
     latency_milliseconds: int | None = None
+    retry_at: datetime | None = None
+    """When the provider said it serves again (a reset time, a `Retry-After`)."""
+    confirmed: bool = False
+    """The provider's traffic signal fires: a failing probe confirms it, and ejects at once."""
+
+    def holds(self, thresholds: Thresholds) -> bool:
+        """A failure that says the provider will not serve before the next probe: it ejects at
+        once, and the provider stays ejected until then (it is probed again at that time)."""
+        return (
+            self.retry_at is not None
+            and self.state is not ProviderState.HEALTHY
+            and (self.retry_at - self.time).total_seconds() >= thresholds.interval_seconds
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,11 @@ class ProviderHealth:
     message: str = ""
     http_status: int | None = None
     latency_milliseconds: int | None = None
+    retry_after: datetime | None = None
+    """Ejected until then, as the provider itself said (its next probe is at that time)."""
+    traffic_errors: bool = False
+    """Ejected by its traffic signal (`trust: Signal`) while its probes passed: trusted again
+    only after `required_successes` healthy probes once the signal has stopped."""
 
     @property
     def probed(self) -> bool:
@@ -74,6 +92,7 @@ def observe(
 ) -> tuple[ProviderHealth, Transition | None]:
     """Fold one probe result into a provider's health; say whether it was ejected or recovered."""
     now = result.time
+    held = result.holds(thresholds)
     base = replace(
         health,
         state=result.state,
@@ -82,6 +101,7 @@ def observe(
         message=result.message,
         http_status=result.http_status,
         latency_milliseconds=result.latency_milliseconds,
+        retry_after=result.retry_at if held else None,
     )
     if result.state is ProviderState.HEALTHY:
         successes = health.consecutive_successes + 1
@@ -96,7 +116,10 @@ def observe(
         # First contact is not a recovery: nothing was ejected.
         transition = Transition.RECOVERED if health.probed else None
         kept = required if health.probed else 0
-        return replace(ok, trusted=True, last_trusted=now, required_successes=kept), transition
+        trusted = replace(
+            ok, trusted=True, last_trusted=now, required_successes=kept, traffic_errors=False
+        )
+        return trusted, transition
 
     failures = health.consecutive_failures + 1
     failing = replace(
@@ -105,16 +128,19 @@ def observe(
         consecutive_successes=0,
         failing_since=health.failing_since or now,
     )
+    # A hard state, a reset time beyond the next probe, or a failure confirming what traffic
+    # says (the provider's signal fires): no streak to wait for.
+    hard = result.state.is_hard or held or result.confirmed
     if not health.trusted:
-        if result.state.is_hard or failures >= thresholds.failure:
+        if hard or failures >= thresholds.failure:
             # Failing from the start: trusting it takes the full threshold, like a recovery.
             failing = replace(
                 failing, required_successes=max(health.required_successes, thresholds.success)
             )
         # A provider whose very first answer is a hard failure is reported as ejected.
-        first_hard = not health.probed and result.state.is_hard
+        first_hard = not health.probed and hard
         return failing, Transition.EJECTED if first_hard else None
-    if result.state.is_soft and failures < thresholds.failure:
+    if not hard and failures < thresholds.failure:
         return failing, None
     return replace(failing, trusted=False, required_successes=_required(health, thresholds, now)), (
         Transition.EJECTED
@@ -151,6 +177,24 @@ def observe_run(
                 latency_milliseconds=result.latency_milliseconds,
             ), transition
     return health, transition
+
+
+def distrust(
+    health: ProviderHealth, thresholds: Thresholds, now: datetime
+) -> tuple[ProviderHealth, Transition | None]:
+    """Its traffic signal fires and the route trusts signals (`trust: Signal`): eject it though
+    its probes pass (`traffic_errors`), or keep it ejected: healthy probes count towards trust
+    again only once the signal has stopped."""
+    held = replace(health, consecutive_successes=0, traffic_errors=True)
+    if not health.trusted:
+        return held, None
+    ejected = replace(
+        held,
+        trusted=False,
+        required_successes=_required(health, thresholds, now),
+        failing_since=health.failing_since or now,
+    )
+    return ejected, Transition.EJECTED
 
 
 def settled(health: ProviderHealth, thresholds: Thresholds) -> bool:

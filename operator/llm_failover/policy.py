@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -28,6 +28,7 @@ class Reason(StrEnum):
     TARGET_CONFLICT = "TargetConflict"
     OPERATOR_ERROR = "OperatorError"
     FORBIDDEN = "Forbidden"
+    TRAFFIC_ERRORS = "TrafficErrors"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Decision:
     eligible: Mapping[str, bool]
     ready: Condition
     failed_over: Condition
+    confirming: str | None = None
+    """The provider it would switch to once a fresh probe confirms it (the switch waits)."""
 
     @property
     def switched(self) -> bool:
@@ -67,12 +70,15 @@ def decide(
     spec_changed: bool,
     now: datetime,
     last_reason: str | None = None,
+    fresh: Mapping[str, bool] | None = None,
 ) -> Decision:
     """Choose the active provider.
 
     `current` is the provider the routing output names now (None before the first routing);
     `spec_changed` says the spec changed since the last decision; `last_reason` is the reason of
-    the last switch, kept for the FailedOver condition while a backup stays active.
+    the last switch, kept for the FailedOver condition while a backup stays active; `fresh`
+    says which providers were probed lately: a provider becomes the active one only after a
+    fresh probe (one probed at a backup interval waits for it, and the route stays as it is).
     """
     states = {p.name: health.get(p.name, ProviderHealth()) for p in spec.providers}
     ok = {p.name: eligible(p, states[p.name], now) for p in spec.providers}
@@ -108,6 +114,23 @@ def decide(
         )
 
     candidate = _choose(spec, ok, current_spec, spec_changed)
+    if (
+        candidate is not None
+        and candidate.name != current
+        and fresh is not None
+        and not fresh.get(candidate.name, True)
+    ):
+        confirming = candidate.name
+        note = f"confirming {confirming} with a fresh probe before routing to it"
+        if current is None:
+            ready = Condition("Ready", False, Reason.PROBING, note)
+        elif ok.get(current, False):
+            ready = Condition(
+                "Ready", True, Reason.PROVIDER_ACTIVE, f"routing to {current}; {note}"
+            )
+        else:
+            ready = Condition("Ready", False, Reason.PROBING, f"{current} is not eligible; {note}")
+        return replace(finish(current, None, ready), confirming=confirming)
     if candidate is None:
         summary = ", ".join(f"{p.name} {_describe(p, states[p.name], now)}" for p in spec.providers)
         kept = f"; keeping {current}" if current is not None else ""
@@ -178,8 +201,13 @@ def _switch_reason(
 
 
 def _why(provider: ProviderSpec, health: ProviderHealth, now: datetime) -> str:
-    """Why a provider is not (or is) usable: Scheduled outside its window, else its state."""
-    return Reason.SCHEDULED if not provider.in_window(now) else health.state.value
+    """Why a provider is not (or is) usable: Scheduled outside its window, TrafficErrors while
+    its signal keeps it out though its probes pass, else its state."""
+    if not provider.in_window(now):
+        return Reason.SCHEDULED
+    if health.traffic_errors and health.state is ProviderState.HEALTHY:
+        return Reason.TRAFFIC_ERRORS
+    return health.state.value
 
 
 def _describe(provider: ProviderSpec, health: ProviderHealth, now: datetime) -> str:
@@ -203,7 +231,7 @@ def _failed_over(
     if active == primary.name:
         return Condition("FailedOver", False, Reason.PRIMARY_ACTIVE, f"{primary.name} is active")
     if not ok[primary.name]:
-        why = Reason.SCHEDULED if not primary.in_window(now) else states[primary.name].state.value
+        why = _why(primary, states[primary.name], now)
         return Condition("FailedOver", True, why, f"{primary.name} is {why}; routing to {active}")
     why = reason or Reason.FAILBACK
     return Condition(

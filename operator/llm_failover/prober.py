@@ -29,6 +29,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from llm_failover import __version__
+from llm_failover.cadence import (
+    BACKOFF_MAX_SECONDS,
+    MIN_GAP_SECONDS,
+    Cadence,
+    Wait,
+    plan,
+    saved,
+)
 from llm_failover.catalog import AuthScheme, ErrorDictionary, ProbeMethod
 from llm_failover.classifier import (
     Classification,
@@ -40,6 +48,8 @@ from llm_failover.classifier import (
 )
 from llm_failover.credentials import Credential
 from llm_failover.redact import Redactor
+from llm_failover.resettime import reset_time
+from llm_failover.state import ProviderState
 from llm_failover.supervision import Watchdog, supervise
 
 log = logging.getLogger(__name__)
@@ -107,6 +117,12 @@ class Report:
     latency_milliseconds: int
     run_start: int = 0  # 0: this report starts its run
     run_since: datetime | None = None
+    retry_at: datetime | None = None
+    """When the provider said it serves again (a `Retry-After`, a reset time in the body)."""
+
+    @property
+    def run_length(self) -> int:
+        return self.sequence - (self.run_start or self.sequence) + 1
 
     @property
     def starts_run(self) -> bool:
@@ -131,6 +147,8 @@ class Wake(Protocol):
 class Schedule:
     interval_seconds: float
     timeout_seconds: float
+    backup_seconds: float | None = None
+    """Set while the provider is far down the subscriber's list: probed this often instead."""
 
 
 class ProbeSource(Protocol):
@@ -146,6 +164,7 @@ class ProbeSource(Protocol):
     ) -> None: ...
     def unsubscribe(self, subscriber: str) -> None: ...
     def attend(self, subscriber: str, endpoints: Iterable[Endpoint]) -> None: ...
+    def reprobe(self, endpoints: Iterable[Endpoint]) -> None: ...
     def latest(self, endpoint: Endpoint) -> Report | None: ...
 
 
@@ -187,6 +206,17 @@ class _Subscription:
     eager: frozenset[Endpoint] = frozenset()
 
 
+@dataclass
+class _Timer:
+    """An endpoint loop's wait: `poke` makes it look again at its plan (a subscription
+    changed), with `reprobe` at once (but `MIN_GAP_SECONDS` after the last probe)."""
+
+    poke: asyncio.Event = field(default_factory=asyncio.Event)
+    reprobe: bool = False
+    last_start: float | None = None
+    why: Wait = Wait.INTERVAL
+
+
 class Prober:
     def __init__(
         self,
@@ -196,10 +226,12 @@ class Prober:
         max_body_bytes: int = 64 * 1024,
         on_report: Callable[[Endpoint, Report], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        on_saved: Callable[[Wait, float], None] | None = None,
         redactor: Redactor | None = None,
         gate: ProbeGate | None = None,
         watchdog: Watchdog | None = None,
         deliver: Callable[[list[Wake]], None] | None = None,
+        backoff_max_seconds: float = BACKOFF_MAX_SECONDS,
     ) -> None:
         self._client = client
         self._deliver = deliver if deliver is not None else set_all  # how wakes are set
@@ -207,6 +239,8 @@ class Prober:
         self._max_body_bytes = max_body_bytes
         self._on_report = on_report
         self._on_error = on_error  # told "probe" (a probe raised) or "probe_loop" (a crash)
+        self._on_saved = on_saved  # told the probes a wait saved, against a fixed schedule
+        self._backoff_max_seconds = backoff_max_seconds
         self._redactor = redactor if redactor is not None else Redactor()
         self._gate = gate if gate is not None else ProbeGate()
         self._watchdog = watchdog if watchdog is not None else Watchdog()  # it has a len()
@@ -214,6 +248,7 @@ class Prober:
         self._subscribers: dict[Endpoint, set[str]] = {}  # endpoint → who wants it
         self._eager: dict[Endpoint, set[str]] = {}  # endpoint → who wants every answer
         self._tasks: dict[Endpoint, asyncio.Task[None]] = {}
+        self._timers: dict[Endpoint, _Timer] = {}
         self._latest: dict[Endpoint, Report] = {}
         self._raising: set[Endpoint] = set()  # endpoints whose last probe raised: logged once
 
@@ -240,6 +275,8 @@ class Prober:
         for endpoint in endpoints:
             if endpoint not in self._tasks:
                 self._start(endpoint)
+            else:
+                self._timers[endpoint].poke.set()  # its cadence may have changed
 
     def unsubscribe(self, subscriber: str) -> None:
         old = self._subscriptions.pop(subscriber, None)
@@ -264,6 +301,15 @@ class Prober:
         for endpoint in eager - subscription.eager:
             self._eager.setdefault(endpoint, set()).add(subscriber)
         subscription.eager = eager
+
+    def reprobe(self, endpoints: Iterable[Endpoint]) -> None:
+        """Probe these endpoints now (at most once a second each), whatever their wait: a key
+        Secret changed, traffic says something is wrong, or a route needs a fresh answer."""
+        for endpoint in endpoints:
+            timer = self._timers.get(endpoint)
+            if timer is not None:
+                timer.reprobe = True
+                timer.poke.set()
 
     def latest(self, endpoint: Endpoint) -> Report | None:
         return self._latest.get(endpoint)
@@ -300,42 +346,53 @@ class Prober:
                 task = self._tasks.pop(endpoint, None)
                 if task is not None:
                     task.cancel()
+                self._timers.pop(endpoint, None)
                 self._latest.pop(endpoint, None)
                 self._raising.discard(endpoint)
 
     def _start(self, endpoint: Endpoint) -> None:
         name = f"probe loop {endpoint.label}"
+        self._timers[endpoint] = _Timer()
         self._tasks[endpoint] = asyncio.create_task(
             supervise(name, lambda: self._loop(endpoint), count=lambda: self._count("probe_loop")),
             name=name,
         )
 
-    def _schedule(self, endpoint: Endpoint) -> tuple[Schedule, str] | None:
-        """The shortest interval and timeout its subscribers asked for, and whose share it uses
-        (the first tenant by name, so the choice is stable); None if nobody wants it."""
+    def _schedule(self, endpoint: Endpoint) -> tuple[Cadence, float, str] | None:
+        """What its subscribers ask of it together: the shortest interval (the backup interval
+        only if every one has it far down its list), the shortest timeout, and whose share it
+        uses (the first tenant by name, so the choice is stable); None if nobody wants it."""
         wanted = [self._subscriptions[s] for s in self._subscribers.get(endpoint, ())]
         if not wanted:
             return None
-        schedule = Schedule(
-            interval_seconds=min(w.endpoints[endpoint].interval_seconds for w in wanted),
-            timeout_seconds=min(w.endpoints[endpoint].timeout_seconds for w in wanted),
+        schedules = [w.endpoints[endpoint] for w in wanted]
+        backups = [s.backup_seconds for s in schedules]
+        cadence = Cadence(
+            interval_seconds=min(s.interval_seconds for s in schedules),
+            backup_seconds=None if None in backups else min(b for b in backups if b is not None),
         )
-        return schedule, min(w.tenant for w in wanted)
+        timeout = min(s.timeout_seconds for s in schedules)
+        return cadence, timeout, min(w.tenant for w in wanted)
 
     async def _loop(self, endpoint: Endpoint) -> None:
         name = f"probe {endpoint.label}"
+        timer = self._timers[endpoint]
         self._redactor.remember([endpoint.credential.value])
         try:
             while (planned := self._schedule(endpoint)) is not None:
-                schedule, tenant = planned
+                cadence, timeout, tenant = planned
                 started = time.monotonic()
+                if timer.last_start is not None and self._on_saved is not None:
+                    probes = saved(started - timer.last_start, cadence, timer.why)
+                    if probes > 0:
+                        self._on_saved(timer.why, probes)
+                timer.last_start, timer.reprobe = started, False
                 # Waiting for a slot is queueing behind other probes, not stalling: the watchdog
-                # expects progress only while the probe holds a slot, and while the loop sleeps.
+                # expects progress only while the probe holds a slot, and while the loop waits.
                 self._watchdog.done(name)
                 report = await self.probe(
-                    endpoint, timeout_seconds=schedule.timeout_seconds, tenant=tenant, watch=name
+                    endpoint, timeout_seconds=timeout, tenant=tenant, watch=name
                 )
-                self._watchdog.expect(name, schedule.interval_seconds + 30)
                 report = in_run(self._latest.get(endpoint), report)
                 self._latest[endpoint] = report
                 if self._on_report is not None:
@@ -344,11 +401,43 @@ class Prober:
                 wakes = [self._subscriptions[s].wake for s in woken.get(endpoint, ())]
                 if wakes:
                     self._deliver(wakes)
-                elapsed = time.monotonic() - started
-                await asyncio.sleep(max(0.0, schedule.interval_seconds - elapsed))
+                await self._wait(endpoint, timer, started, report, name)
         finally:
             self._watchdog.done(name)
             self._redactor.forget([endpoint.credential.value])
+
+    async def _wait(
+        self, endpoint: Endpoint, timer: _Timer, started: float, report: Report, name: str
+    ) -> None:
+        """Until the next probe is due: planned from the last answer (`cadence.plan`) and
+        planned again whenever a subscription changes; a reprobe cuts it short."""
+        while (planned := self._schedule(endpoint)) is not None:
+            retry_in = (
+                (report.retry_at - report.time).total_seconds()
+                if report.retry_at is not None
+                else None
+            )
+            next_probe = plan(
+                planned[0],
+                state=report.classification.state,
+                run_length=report.run_length,
+                retry_in_seconds=retry_in,
+                backoff_max_seconds=self._backoff_max_seconds,
+            )
+            due = started + next_probe.seconds
+            if timer.reprobe:
+                due = min(due, started + MIN_GAP_SECONDS)
+            remaining = due - time.monotonic()
+            timer.why = next_probe.why
+            if remaining <= 0:
+                return
+            timer.poke.clear()
+            self._watchdog.expect(name, remaining + 30)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await timer.poke.wait()
+                    continue
+            return
 
     async def probe(
         self,
@@ -366,9 +455,11 @@ class Prober:
                 self._watchdog.expect(watch, timeout_seconds + 30)
             sent_at = self._clock()
             started = time.monotonic()
+            retry_at: datetime | None = None
             try:
                 async with asyncio.timeout(timeout_seconds):
-                    outcome = await self._request(endpoint, timeout_seconds)
+                    outcome, headers = await self._request(endpoint, timeout_seconds)
+                retry_at = _reset_at(outcome, headers, sent_at)
             except TimeoutError:
                 outcome = TransportFailure(Transport.TIMEOUT, f"{timeout_seconds:g}s")
             except httpx.HTTPError as exc:
@@ -387,7 +478,9 @@ class Prober:
             )
         finally:
             self._redactor.forget([endpoint.credential.value])
-        return Report(1, sent_at, classification, latency)
+        if classification.state is ProviderState.HEALTHY:
+            retry_at = None
+        return Report(1, sent_at, classification, latency, retry_at=retry_at)
 
     def _raised(self, endpoint: Endpoint, exc: Exception) -> TransportFailure:
         """An exception no network failure explains: a failed probe, logged once per streak."""
@@ -405,7 +498,9 @@ class Prober:
         if self._on_error is not None:
             self._on_error(task)
 
-    async def _request(self, endpoint: Endpoint, timeout_seconds: float) -> Outcome:
+    async def _request(
+        self, endpoint: Endpoint, timeout_seconds: float
+    ) -> tuple[Outcome, Mapping[str, str]]:
         headers = {
             "User-Agent": f"llm-failover/{__version__}",
             "Accept": "application/json",
@@ -438,13 +533,23 @@ class Prober:
             body, truncated, note = await _read_body(response, self._max_body_bytes)
         finally:
             await response.aclose()
-        return HttpAnswer(
+        answer = HttpAnswer(
             response.status_code,
             body,
             response.headers.get("content-type", ""),
             truncated=truncated,
             note=note,
         )
+        return answer, response.headers
+
+
+def _reset_at(outcome: Outcome, headers: Mapping[str, str], now: datetime) -> datetime | None:
+    """When a refusing provider says it serves again (`resettime`); None for an answer that
+    serves, or says nothing of it."""
+    if not isinstance(outcome, HttpAnswer) or 200 <= outcome.status < 300:
+        return None
+    lowered = {key.lower(): value for key, value in headers.items()}
+    return reset_time(outcome.status, lowered, outcome.body.decode("utf-8", "replace"), now)
 
 
 def set_all(wakes: list[Wake]) -> None:

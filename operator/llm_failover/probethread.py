@@ -72,6 +72,9 @@ class ProbeThread:
     def attend(self, subscriber: str, endpoints: Iterable[Endpoint]) -> None:
         self._loop.call_soon_threadsafe(self._prober.attend, subscriber, frozenset(endpoints))
 
+    def reprobe(self, endpoints: Iterable[Endpoint]) -> None:
+        self._loop.call_soon_threadsafe(self._prober.reprobe, frozenset(endpoints))
+
     def latest(self, endpoint: Endpoint) -> Report | None:
         return self._prober.latest(endpoint)
 

@@ -46,6 +46,11 @@ class Failback(StrEnum):
     MANUAL = "Manual"
 
 
+class Trust(StrEnum):
+    PROBE = "Probe"  # a firing signal probes at once; a failing probe then ejects at once
+    SIGNAL = "Signal"  # a firing signal also ejects a provider whose probes pass (TrafficErrors)
+
+
 class WorkloadKind(StrEnum):
     DEPLOYMENT = "Deployment"
     STATEFUL_SET = "StatefulSet"
@@ -70,6 +75,27 @@ class SecretRef:
         return f"{self.name}/{self.key}"
 
 
+PLACEHOLDERS = ("provider", "model", "host", "namespace", "route")
+"""What `${...}` in a signal's query stands for: the provider's name, model and baseURL host,
+the route's namespace and name."""
+_PLACEHOLDER = re.compile(r"\$\{([^}]{0,40})\}")
+
+
+@dataclass(frozen=True)
+class PrometheusSignal:
+    query: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What the apps' own traffic says of a provider: a Prometheus query above a threshold, or
+    a firing Alertmanager alert naming the route."""
+
+    prometheus: PrometheusSignal | None = None
+    trust: Trust = Trust.PROBE
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     name: str
@@ -82,6 +108,8 @@ class ProviderSpec:
     api_key: SecretRef | None = None
     not_before: datetime | None = None
     not_after: datetime | None = None
+    signal: Signal | None = None
+    """Its own traffic signal, evaluated whether it is active or not."""
 
     def in_window(self, now: datetime) -> bool:
         if self.not_before is not None and now < self.not_before:
@@ -95,6 +123,8 @@ class HealthCheck:
     timeout_seconds: int = 5
     failure_threshold: int = 3
     success_threshold: int = 2
+    backup_interval_seconds: int | None = None
+    """Seconds between probes of providers behind the next in line (None: intervalSeconds)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +147,8 @@ class RouteSpec:
     target: Target
     failback: Failback = Failback.AUTO
     paused: bool = False
+    signal: Signal | None = None
+    """The route's traffic signal: evaluated for the active provider (where the traffic goes)."""
 
     def provider(self, name: str) -> ProviderSpec | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -126,7 +158,7 @@ def parse_route_spec(raw: Any, *, route_name: str, catalog: Catalog) -> RouteSpe
     """The typed spec, or a `SpecError` naming the field; never any other exception."""
     _string(route_name, "metadata.name", pattern=_DNS_SUBDOMAIN, max_length=MAX_ROUTE_NAME)
     spec = _mapping(raw, "spec")
-    _only(spec, "spec", {"providers", "healthCheck", "failback", "paused", "target"})
+    _only(spec, "spec", {"providers", "healthCheck", "failback", "paused", "target", "signal"})
     providers_raw = spec.get("providers")
     if not isinstance(providers_raw, list) or not providers_raw:
         raise SpecError("spec.providers", "at least one provider is required")
@@ -150,6 +182,7 @@ def parse_route_spec(raw: Any, *, route_name: str, catalog: Catalog) -> RouteSpe
         target=_target(spec.get("target"), "spec.target", route_name),
         failback=_enum(Failback, spec.get("failback", Failback.AUTO.value), "spec.failback"),
         paused=_bool(spec.get("paused", False), "spec.paused"),
+        signal=_signal(spec["signal"], "spec.signal") if "signal" in spec else None,
     )
 
 
@@ -158,7 +191,17 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
     _only(
         item,
         path,
-        {"name", "preset", "baseURL", "model", "apiKeySecretRef", "notBefore", "notAfter", "probe"},
+        {
+            "name",
+            "preset",
+            "baseURL",
+            "model",
+            "apiKeySecretRef",
+            "notBefore",
+            "notAfter",
+            "probe",
+            "signal",
+        },
     )
     name = _string(item.get("name"), f"{path}.name", pattern=_DNS_LABEL, max_length=63)
     preset: Preset | None = None
@@ -202,7 +245,36 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
         else None,
         not_before=not_before,
         not_after=not_after,
+        signal=_signal(item["signal"], f"{path}.signal") if "signal" in item else None,
     )
+
+
+def _signal(raw: Any, path: str) -> Signal:
+    item = _mapping(raw, path)
+    _only(item, path, {"prometheus", "trust"})
+    prometheus = None
+    if "prometheus" in item:
+        where = f"{path}.prometheus"
+        query_item = _mapping(item["prometheus"], where)
+        _only(query_item, where, {"query", "threshold"})
+        query = _string(query_item.get("query"), f"{where}.query", max_length=4096)
+        for match in _PLACEHOLDER.finditer(query):
+            if match.group(1) not in PLACEHOLDERS:
+                known = ", ".join(f"${{{p}}}" for p in PLACEHOLDERS)
+                raise SpecError(
+                    f"{where}.query", f"unknown placeholder {match.group(0)!r} (known: {known})"
+                )
+        threshold = query_item.get("threshold")
+        if (
+            not isinstance(threshold, int | float)
+            or isinstance(threshold, bool)
+            or threshold != threshold  # NaN
+            or abs(threshold) == float("inf")
+        ):
+            raise SpecError(f"{where}.threshold", f"must be a number, got {_kind(threshold)}")
+        prometheus = PrometheusSignal(query=query, threshold=float(threshold))
+    trust = _enum(Trust, item.get("trust", Trust.PROBE.value), f"{path}.trust")
+    return Signal(prometheus=prometheus, trust=trust)
 
 
 def _base_url(raw: Any, path: str) -> str:
@@ -227,15 +299,32 @@ def _health_check(raw: Any, path: str) -> HealthCheck:
     if raw is None:
         return HealthCheck()
     item = _mapping(raw, path)
-    _only(item, path, {"intervalSeconds", "timeoutSeconds", "failureThreshold", "successThreshold"})
+    _only(
+        item,
+        path,
+        {
+            "intervalSeconds",
+            "timeoutSeconds",
+            "failureThreshold",
+            "successThreshold",
+            "backupIntervalSeconds",
+        },
+    )
     default = HealthCheck()
+    interval = _int(
+        item.get("intervalSeconds", default.interval_seconds), f"{path}.intervalSeconds", 1, 3600
+    )
+    backup = None
+    if "backupIntervalSeconds" in item:
+        backup = _int(item["backupIntervalSeconds"], f"{path}.backupIntervalSeconds", 1, 3600)
+        if backup < interval:
+            raise SpecError(
+                f"{path}.backupIntervalSeconds",
+                f"must be at least intervalSeconds ({interval}), got {backup}",
+            )
     return HealthCheck(
-        interval_seconds=_int(
-            item.get("intervalSeconds", default.interval_seconds),
-            f"{path}.intervalSeconds",
-            1,
-            3600,
-        ),
+        backup_interval_seconds=backup,
+        interval_seconds=interval,
         timeout_seconds=_int(
             item.get("timeoutSeconds", default.timeout_seconds), f"{path}.timeoutSeconds", 1, 60
         ),

@@ -10,6 +10,7 @@ from typing import Any
 
 from llm_failover.health import ProviderHealth, Transition
 from llm_failover.policy import Condition
+from llm_failover.signals import Reading
 from llm_failover.spec import RouteSpec
 from llm_failover.state import ProviderState
 
@@ -25,10 +26,15 @@ class EventReason(StrEnum):
     RESTART_TARGET_MISSING = "RestartTargetMissing"
     OPERATOR_ERROR = "OperatorError"
     FORBIDDEN = "Forbidden"
+    SIGNAL_FIRING = "SignalFiring"
+    SIGNAL_RESOLVED = "SignalResolved"
+    SIGNAL_UNAVAILABLE = "SignalUnavailable"
 
 
 WARNINGS = frozenset(
     {
+        EventReason.SIGNAL_FIRING,
+        EventReason.SIGNAL_UNAVAILABLE,
         EventReason.FAILED_OVER,
         EventReason.PROVIDER_EJECTED,
         EventReason.NO_HEALTHY_PROVIDER,
@@ -77,7 +83,10 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 
 def provider_entries(
-    spec: RouteSpec, health: Mapping[str, ProviderHealth], eligible: Mapping[str, bool]
+    spec: RouteSpec,
+    health: Mapping[str, ProviderHealth],
+    eligible: Mapping[str, bool],
+    signals: Mapping[str, Reading] | None = None,
 ) -> list[dict[str, Any]]:
     entries = []
     for provider in spec.providers:
@@ -96,13 +105,30 @@ def provider_entries(
             "lastTransitionTime": timestamp(h.last_transition) if h.last_transition else None,
             "lastTrustedTime": timestamp(h.last_trusted) if h.last_trusted else None,
             "failingSince": timestamp(h.failing_since) if h.failing_since else None,
+            "retryAfter": timestamp(h.retry_after) if h.retry_after else None,
+            "trafficErrors": True if h.traffic_errors else None,
             "latencyMilliseconds": h.latency_milliseconds,
             "httpStatus": h.http_status,
             "message": h.message or None,
         }
         entry.update({k: v for k, v in optional.items() if v is not None})
+        reading = (signals or {}).get(provider.name)
+        if reading is not None:
+            entry["signal"] = signal_entry(reading)
         entries.append(entry)
     return entries
+
+
+def signal_entry(reading: Reading) -> dict[str, Any]:
+    """What a provider's traffic signal says, in its status entry."""
+    entry: dict[str, Any] = {"firing": reading.firing, "source": reading.source.value}
+    if reading.value is not None:
+        entry["value"] = reading.value
+    if reading.threshold is not None:
+        entry["threshold"] = reading.threshold
+    if reading.problem:
+        entry["message"] = reading.problem
+    return entry
 
 
 PER_PROBE = frozenset(
@@ -125,11 +151,19 @@ def significant(status: Mapping[str, Any]) -> dict[str, Any]:
     providers = found.get("providers")
     if isinstance(providers, list):
         found["providers"] = [
-            {k: v for k, v in entry.items() if k not in PER_PROBE}
-            if isinstance(entry, Mapping)
-            else entry
+            _significant_entry(entry) if isinstance(entry, Mapping) else entry
             for entry in providers
         ]
+    return found
+
+
+def _significant_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A provider entry without its per-probe facts, nor the value a signal's query gave (that
+    it fires or not, or cannot be asked, is what counts)."""
+    found = {k: v for k, v in entry.items() if k not in PER_PROBE}
+    signal = found.get("signal")
+    if isinstance(signal, Mapping):
+        found["signal"] = {k: v for k, v in signal.items() if k != "value"}
     return found
 
 
@@ -164,6 +198,8 @@ def health_from_status(entry: Mapping[str, Any]) -> ProviderHealth:
         message=str(entry.get("message", "")),
         http_status=http_status if isinstance(http_status, int) else None,
         latency_milliseconds=latency if isinstance(latency, int) else None,
+        retry_after=parse_timestamp(entry.get("retryAfter")),
+        traffic_errors=entry.get("trafficErrors") is True,
     )
 
 
@@ -202,6 +238,10 @@ def transition_events(
         h = health[name]
         if transition is Transition.EJECTED:
             why = f"{h.state}: {h.message}" if h.message else h.state.value
+            if h.traffic_errors and h.state is ProviderState.HEALTHY:
+                why = "TrafficErrors: its traffic signal fires while its probes pass"
+            elif h.retry_after is not None:
+                why = f"{why}; until {timestamp(h.retry_after)}, as the provider says"
             events.append(Event(EventReason.PROVIDER_EJECTED, f"{name} ejected ({why})"))
         else:
             events.append(
