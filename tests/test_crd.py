@@ -716,6 +716,24 @@ CEL_CASES: dict[tuple[str, str], tuple[list[Any], list[Any], str]] = {
         ],
         "restart",
     ),
+    (
+        "spec.healthCheck",
+        "!has(self.backupIntervalSeconds) || "
+        "self.backupIntervalSeconds >= (has(self.intervalSeconds) ? self.intervalSeconds : 10)",
+    ): (
+        [
+            {},
+            {"intervalSeconds": 30},
+            {"backupIntervalSeconds": 10},
+            {"backupIntervalSeconds": 60},
+            {"intervalSeconds": 30, "backupIntervalSeconds": 30},
+        ],
+        [
+            {"backupIntervalSeconds": 9},
+            {"intervalSeconds": 30, "backupIntervalSeconds": 20},
+        ],
+        "backupIntervalSeconds",
+    ),
 }
 
 CEL_IDS = [f"{path}: {rule[:40]}" for path, rule in CEL_CASES]

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+import httpx
+
 from llm_failover import __version__
 from llm_failover.leader import Timings
 from llm_failover.settings import Settings
@@ -101,6 +103,50 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="every key Secret in use is read again once per this period, in case the watch "
         f"of Secrets missed a change (default {Settings.secret_resync_seconds:.0f})",
+    )
+    run.add_argument(
+        "--probe-backoff-max",
+        type=_seconds,
+        default=Settings.probe_backoff_max_seconds,
+        metavar="SECONDS",
+        help="a provider in a hard state (bad key, empty balance, geo-block, missing model) "
+        "that gave no reset time is probed ever less often, the wait doubling from the route's "
+        f"interval up to this (default {Settings.probe_backoff_max_seconds:.0f}); a change to "
+        "its key Secret probes it at once",
+    )
+    signals = run.add_argument_group(
+        "traffic signals",
+        "Routes may name Prometheus queries of their apps' error rate or latency (spec.signal); "
+        "Alertmanager may post alerts to POST /alertmanager on the metrics port. A signal probes "
+        "the provider at once; it never switches a route by itself.",
+    )
+    signals.add_argument(
+        "--prometheus-url",
+        type=_http_url,
+        default=None,
+        metavar="URL",
+        help="the Prometheus API the queries go to, e.g. http://prometheus-operated."
+        "monitoring:9090 (Thanos and Mimir query endpoints work too)",
+    )
+    signals.add_argument(
+        "--prometheus-token-file",
+        default=None,
+        metavar="FILE",
+        help="a bearer token for it, read at each query",
+    )
+    signals.add_argument(
+        "--signal-interval",
+        type=_seconds,
+        default=Settings.signal_interval_seconds,
+        metavar="SECONDS",
+        help=f"how often each query is evaluated (default {Settings.signal_interval_seconds:.0f})",
+    )
+    signals.add_argument(
+        "--alertmanager-token-file",
+        default=None,
+        metavar="FILE",
+        help="the bearer token Alertmanager must send; without it an alert only probes and "
+        "never ejects a provider (trust: Signal needs it)",
     )
     elect = run.add_argument_group(
         "leader election",
@@ -202,6 +248,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # unreachable: argparse rejects unknown commands
 
 
+def _token(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return bool(file.read(65536).strip())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _http_url(value: str) -> str:
+    try:
+        url = httpx.URL(value)
+    except Exception as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise argparse.ArgumentTypeError(f"{value!r}: an http:// or https:// URL with a host")
+    return value.rstrip("/")
+
+
 def _refuse(message: str) -> NoReturn:
     """A bad combination of `run`'s options: said as argparse says a bad one, exit status 2."""
     print(f"llm-failover run: error: {message}", file=sys.stderr)
@@ -235,6 +299,13 @@ def _run(args: argparse.Namespace) -> int:
                 "--leader-elect=false for a single process)"
             )
 
+    for flag, path in (
+        ("--prometheus-token-file", args.prometheus_token_file),
+        ("--alertmanager-token-file", args.alertmanager_token_file),
+    ):
+        if path is not None and not _token(path):
+            _refuse(f"{flag} {path}: cannot read a token from it (a file holding one line)")
+
     import kopf
 
     from llm_failover.runtime import serve
@@ -259,6 +330,11 @@ def _run(args: argparse.Namespace) -> int:
         lease_seconds=timings.lease_seconds,
         renew_deadline_seconds=timings.renew_deadline_seconds,
         retry_period_seconds=timings.retry_seconds,
+        probe_backoff_max_seconds=args.probe_backoff_max,
+        prometheus_url=args.prometheus_url,
+        prometheus_token_file=args.prometheus_token_file,
+        signal_interval_seconds=args.signal_interval,
+        alertmanager_token_file=args.alertmanager_token_file,
     )
 
     async def main_async() -> None:

@@ -417,6 +417,7 @@ class RouteController:
                 credential=Credential.of(keys.values.get(p.name)),
                 auth=p.auth,
                 errors=p.errors,
+                chat=p.chat,
             )
             for p in spec.providers
             if p.name not in keys.problems
@@ -956,6 +957,7 @@ class RouteController:
             ],
             active=self._active,
             failed_over=self._active is not None and self._active != spec.providers[0].name,
+            signals={name: reading.firing for name, reading in self._readings.items()},
         )
         await self._post_pending(now)
 

@@ -42,6 +42,7 @@ from llm_failover.probethread import ProbeThread
 from llm_failover.redact import Redactor
 from llm_failover.secretcache import SecretCache
 from llm_failover.settings import Settings
+from llm_failover.signals import Signals
 from llm_failover.supervision import LoopLag, Stalled, Watchdog, supervise
 
 OWNED = (("v1", "configmaps", "ConfigMap"), ("v1", "secrets", "Secret"))
@@ -137,14 +138,21 @@ def build_registry() -> kopf.OperatorRegistry:
                     seconds=report.latency_milliseconds / 1000,
                 ),
                 on_error=lambda task: metrics.internal_error(task=task),
+                on_saved=lambda why, probes: metrics.probes_saved.labels(why.value).inc(probes),
                 redactor=redactor,
                 gate=gate,
                 watchdog=watchdog,
                 deliver=deliver,
+                backoff_max_seconds=config.probe_backoff_max_seconds,
             )
 
         # Probes on a loop of their own: reconciles never delay them (`probethread`).
         memo.prober = ProbeThread(prober, http)
+        # Traffic signals on this loop (a query is one small request every few seconds).
+        signals: Signals = memo.get("signals") or Signals()
+        memo.signals = signals
+        signals.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=True)
+        signals.watchdog = watchdog
         memo.routes = RouteManager(
             Services(
                 kube=memo.kube,
@@ -157,6 +165,7 @@ def build_registry() -> kopf.OperatorRegistry:
                 watchdog=watchdog,
                 secrets=memo.secrets,
                 leadership=leadership,
+                signals=signals,
             )
         )
         loop = asyncio.get_running_loop()
@@ -193,6 +202,14 @@ def build_registry() -> kopf.OperatorRegistry:
                 count=lambda: metrics.internal_error(task="secret_resync"),
             ),
             name="key Secret resync",
+        )
+        memo.signal_task = asyncio.create_task(
+            supervise(
+                "traffic signals",
+                signals.run,
+                count=lambda: metrics.internal_error(task="signals"),
+            ),
+            name="traffic signals",
         )
         lag = LoopLag()
         memo.lag = asyncio.create_task(
@@ -252,12 +269,15 @@ def build_registry() -> kopf.OperatorRegistry:
         config: Settings = memo.settings
         leadership: Leadership = memo.leadership
         leadership.resign()  # no write is sent from here on
-        for task in (memo.lag, memo.resync):
+        for task in (memo.lag, memo.resync, memo.signal_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await memo.routes.close()
         await memo.prober.close()
+        signals: Signals = memo.signals
+        if signals.client is not None:
+            await signals.client.aclose()
         election: ElectionThread | None = memo.election
         if election is not None:
             # Released only once no write of ours is in flight: until then the elector goes on

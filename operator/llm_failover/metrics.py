@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -27,8 +27,17 @@ FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 18
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
-INTERNAL_TASKS = ("probe", "probe_loop", "route", "watch", "secret_resync", "leader_election")
+INTERNAL_TASKS = (
+    "probe",
+    "probe_loop",
+    "route",
+    "watch",
+    "secret_resync",
+    "leader_election",
+    "signals",
+)
 LEADER_CHANGES = ("acquired", "lost", "released")
+PROBES_SAVED = ("backup", "backoff", "reset")
 
 # A `_created` sample beside every counter and histogram doubles their series and nobody queries
 # them (rate() needs none): off, for the whole process.
@@ -41,6 +50,7 @@ class _RouteSeries:
 
     providers: dict[str, ProviderState] = field(default_factory=dict)  # and its state series
     failovers: set[tuple[str, str, str]] = field(default_factory=set)
+    signals: set[str] = field(default_factory=set)  # providers with a signal series
     shown: tuple[object, ...] | None = None  # what the gauges were last set to
 
 
@@ -95,6 +105,13 @@ class Metrics:
             route,
             FAILOVER_BUCKETS,
         )
+        self.signal_firing = Family(
+            "llmfailover_provider_signal_firing",
+            "1 while the provider's traffic signal fires (its query above the threshold, or an "
+            "Alertmanager alert), 0 while it does not; no series without a signal.",
+            (*route, "provider"),
+            counter=False,
+        )
         self.configmap_writes = Family(
             "llmfailover_configmap_writes",
             "Writes (creates and updates) of a route's routing ConfigMap.",
@@ -111,6 +128,7 @@ class Metrics:
                 self.last_failover,
                 self.failover_duration,
                 self.configmap_writes,
+                self.signal_firing,
             )
         )
         self.base = CollectorRegistry()
@@ -179,6 +197,35 @@ class Metrics:
         )
         for change in LEADER_CHANGES:
             self.leader_changes.labels(change)
+        # Not in contract §6: adaptive probes and traffic signals (issue 14).
+        self.probes_saved = Counter(
+            "llmfailover_probes_saved",
+            "Probes not sent, against a probe every intervalSeconds: a provider far down its "
+            "list probed at the backup interval, one in a hard state backing off, one waiting "
+            "for the reset time it gave.",
+            ["reason"],
+            registry=self.base,
+        )
+        for reason in PROBES_SAVED:
+            self.probes_saved.labels(reason)
+        self.signal_queries = Counter(
+            "llmfailover_signal_queries",
+            "Traffic-signal queries sent to Prometheus, by result (ok, or error: Prometheus "
+            "unreachable or the query refused; probes alone decide meanwhile).",
+            ["result"],
+            registry=self.base,
+        )
+        for result in ("ok", "error"):
+            self.signal_queries.labels(result)
+        self.alerts_received = Counter(
+            "llmfailover_alertmanager_notifications",
+            "Alertmanager webhook posts to /alertmanager, by result (accepted, unauthorized, "
+            "invalid).",
+            ["result"],
+            registry=self.base,
+        )
+        for result in ("accepted", "unauthorized", "invalid"):
+            self.alerts_received.labels(result)
         registry.register(_Joined((self.base, self.route_series)))
         self._series: dict[tuple[str, str], _RouteSeries] = {}
 
@@ -205,11 +252,14 @@ class Metrics:
         providers: Iterable[tuple[str, ProviderState, bool]],
         active: str | None,
         failed_over: bool,
+        signals: Mapping[str, bool] | None = None,
     ) -> None:
-        """Set a route's per-provider gauges; providers no longer in its spec lose their series."""
+        """Set a route's per-provider gauges; providers no longer in its spec lose their series.
+        `signals`: whether each provider with a traffic signal has it firing."""
         series = self._series.setdefault((namespace, route), _RouteSeries())
         providers = tuple(providers)
-        shown = (providers, active, failed_over)
+        firing = dict(signals or {})
+        shown = (providers, active, failed_over, tuple(sorted(firing.items())))
         if shown == series.shown:
             return  # every reconcile reports; the gauges change far less often
         series.shown = shown
@@ -224,6 +274,11 @@ class Metrics:
             if active is not None:
                 self.active_provider.set((namespace, route, name), 1 if name == active else 0)
         self.failed_over_now.set((namespace, route), 1 if failed_over else 0)
+        for name, on in firing.items():
+            self.signal_firing.set((namespace, route, name), 1 if on else 0)
+        for name in series.signals - firing.keys():
+            self.signal_firing.remove((namespace, route, name))
+        series.signals = set(firing)
         for gone, state in series.providers.items():
             if gone not in current:
                 self._remove_provider(namespace, route, gone, state)
@@ -263,6 +318,8 @@ class Metrics:
             self._remove_provider(namespace, route, provider, state)
         for labels in series.failovers:
             self.failovers.remove((namespace, route, *labels))
+        for provider in series.signals:
+            self.signal_firing.remove((namespace, route, provider))
         for family in (
             self.failed_over_now,
             self.last_failover,

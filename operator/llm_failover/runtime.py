@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import kopf
@@ -17,6 +17,7 @@ from llm_failover.handlers import build_registry
 from llm_failover.metrics import Metrics
 from llm_failover.redact import Redactor, install_log_redaction
 from llm_failover.settings import Settings
+from llm_failover.signals import MAX_WEBHOOK_BYTES, Alert, AlertWebhook, Signals
 
 
 async def serve(
@@ -33,7 +34,25 @@ async def serve(
     metrics = Metrics(registry or CollectorRegistry())
     redactor = Redactor()
     undo = install_log_redaction(redactor)
-    server, thread = serve_metrics(settings.metrics_port, metrics.exposition)
+    signals = Signals(
+        url=settings.prometheus_url,
+        token_file=settings.prometheus_token_file,
+        interval_seconds=settings.signal_interval_seconds,
+        on_query=lambda result: metrics.signal_queries.labels(result).inc(),
+    )
+    loop = asyncio.get_running_loop()
+
+    def deliver(alerts: list[Alert]) -> None:  # from a thread of the metrics server
+        loop.call_soon_threadsafe(signals.alert, alerts)
+
+    webhook = AlertWebhook(
+        deliver=deliver,
+        token_file=settings.alertmanager_token_file,
+        count=lambda result: metrics.alerts_received.labels(result).inc(),
+    )
+    server, thread = serve_metrics(
+        settings.metrics_port, metrics.exposition, post={"/alertmanager": webhook.handle}
+    )
     try:
         await kopf.operator(
             registry=build_registry(),
@@ -41,7 +60,7 @@ async def serve(
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-            memo=kopf.Memo(settings=settings, metrics=metrics, redactor=redactor),
+            memo=kopf.Memo(settings=settings, metrics=metrics, redactor=redactor, signals=signals),
             stop_flag=stop_flag,
             ready_flag=ready_flag,
         )
@@ -52,13 +71,51 @@ async def serve(
         undo()
 
 
+Post = Callable[[bytes, str], tuple[int, str]]
+"""A POST endpoint: (body, Authorization header) → (HTTP status, text)."""
+
+
 def serve_metrics(
-    port: int, render: Callable[[], bytes], *, host: str = "0.0.0.0"
+    port: int,
+    render: Callable[[], bytes],
+    *,
+    host: str = "0.0.0.0",
+    post: Mapping[str, Post] | None = None,
 ) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """`/metrics` (any path, as prometheus_client serves it) in the Prometheus text format,
-    from a thread of its own: a scrape never waits for the event loop."""
+    from a thread of its own: a scrape never waits for the event loop; and the `post`
+    endpoints (Alertmanager's webhook), their bodies read up to `MAX_WEBHOOK_BYTES`."""
+    endpoints = dict(post or {})
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            endpoint = endpoints.get(self.path.split("?", 1)[0])
+            try:
+                length = int(self.headers.get("Content-Length") or -1)
+            except ValueError:
+                length = -1
+            if endpoint is None:
+                status, text = 404, "no such endpoint\n"
+            elif not 0 <= length <= MAX_WEBHOOK_BYTES:
+                status, text = (
+                    413,
+                    f"a body of at most {MAX_WEBHOOK_BYTES} bytes, with its length\n",
+                )
+            else:
+                self.connection.settimeout(10)
+                try:
+                    body = self.rfile.read(length)
+                except OSError:
+                    return
+                status, text = endpoint(body, self.headers.get("Authorization") or "")
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_GET(self) -> None:
             body = render()
             self.send_response(200)

@@ -48,6 +48,20 @@ class Settings:
     retry_period_seconds: float = 2.0
     """How often the leader renews the Lease (client-go's default); a standby looks twice as
     often, so a released Lease is taken within about a second."""
+    probe_backoff_max_seconds: float = 300.0
+    """Longest wait between probes of a provider in a hard state that gave no reset time (the
+    wait doubles from the route's interval up to this); a change to its key Secret probes it
+    at once."""
+    prometheus_url: str | None = None
+    """The Prometheus (or Thanos, Mimir: its `/api/v1/query`) that routes' traffic signals ask;
+    None: signals come from Alertmanager alone."""
+    prometheus_token_file: str | None = None
+    """A bearer token for it, read at each query (a projected service-account token rotates)."""
+    signal_interval_seconds: float = 15.0
+    """How often each distinct signal query is evaluated (Prometheus's default scrape interval)."""
+    alertmanager_token_file: str | None = None
+    """The bearer token Alertmanager's webhook must present to `POST /alertmanager`: without
+    one, an alert only probes (it never ejects a provider, whatever `trust` says)."""
     watch_timeout_seconds: int = 300
     """Seconds a watch request lasts before kopf renews it; shorter than most load balancers'
     idle limits, so a silently dropped connection is noticed."""

@@ -16,6 +16,7 @@ problem or not), not when a value moves.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import math
@@ -129,7 +130,7 @@ class Signals(SignalSource):
 
     client: httpx.AsyncClient | None = None
     url: str | None = None
-    token: str | None = None
+    token_file: str | None = None
     interval_seconds: float = 15.0
     on_query: Callable[[str], None] | None = None  # told "ok" or "error" per query
     watchdog: Watchdog = field(default_factory=Watchdog)
@@ -254,8 +255,9 @@ class Signals(SignalSource):
         if self.client is None or not self.url:
             return _Answer(None, "no Prometheus configured (--prometheus-url)")
         headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = read_token(self.token_file)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             async with asyncio.timeout(QUERY_TIMEOUT_SECONDS):
                 request = self.client.build_request(
@@ -313,6 +315,54 @@ def parse_answer(status: int, body: bytes) -> _Answer:
             if not math.isnan(value):
                 values.append(value)
     return _Answer(max(values) if values else None)
+
+
+def read_token(path: str | None) -> str | None:
+    """The token in a file (read each time: projected service-account tokens rotate)."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read(65536).strip() or None
+    except (OSError, UnicodeDecodeError):
+        log.warning("cannot read the token file %s", path)
+        return None
+
+
+MAX_WEBHOOK_BYTES = 1024 * 1024
+"""An Alertmanager notification read at most (a group of a thousand alerts fits)."""
+
+
+@dataclass
+class AlertWebhook:
+    """`POST /alertmanager` on the metrics port, served from the metrics server's threads: the
+    alerts go to `deliver` (on the operator's loop). With a token file, a notification without
+    its bearer token is refused (401); without one, alerts are taken but only ever probe."""
+
+    deliver: Callable[[list[Alert]], None]
+    token_file: str | None = None
+    count: Callable[[str], None] | None = None
+
+    def handle(self, body: bytes, authorization: str) -> tuple[int, str]:
+        result, status, text = self._handle(body, authorization)
+        if self.count is not None:
+            self.count(result)
+        return status, text
+
+    def _handle(self, body: bytes, authorization: str) -> tuple[str, int, str]:
+        authenticated = False
+        if self.token_file is not None:
+            token = read_token(self.token_file)
+            given = authorization.removeprefix("Bearer ").strip()
+            if not token or not hmac.compare_digest(given.encode(), token.encode()):
+                return "unauthorized", 401, "a bearer token is required\n"
+            authenticated = True
+        try:
+            alerts = parse_alerts(json.loads(body), authenticated=authenticated)
+        except (ValueError, RecursionError) as exc:
+            return "invalid", 400, f"not an Alertmanager notification: {str(exc)[:200]}\n"
+        self.deliver(alerts)
+        return "accepted", 200, f"{len(alerts)} alert(s) naming a route\n"
 
 
 def parse_alerts(document: Any, *, authenticated: bool) -> list[Alert]:
