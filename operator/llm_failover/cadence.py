@@ -10,6 +10,7 @@ signal or its becoming the next in line probes it at once (`Prober.reprobe`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -83,6 +84,19 @@ def plan(
         if doubled > regular:
             return Plan(min(doubled, ceiling), Wait.BACKOFF)
     return Plan(regular, why)
+
+
+def at_full_rate(names: list[str], active: str | None, eligible: Mapping[str, bool]) -> set[str]:
+    """The providers of a route (in its order) probed every interval when the others may go at
+    the backup interval: the active one, those before it (a failback waits on them) and the
+    first eligible one after it, the next in line (all after it while none is eligible).
+    Before a first routing, all of them."""
+    if active not in names:
+        return set(names)
+    position = names.index(active)
+    behind = names[position + 1 :]
+    following = [name for name in behind if eligible.get(name, False)]
+    return set(names[: position + 1]) | ({following[0]} if following else set(behind))
 
 
 def saved(elapsed_seconds: float, cadence: Cadence, why: Wait) -> float:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from llm_failover.chatprobe import DEFAULT_PROBE, ChatProbe, Thinking, TokenField
 from llm_failover.state import ProviderState
 
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -24,10 +25,12 @@ HINT_LIMIT = 100
 _PRESET_KEYS = frozenset(
     {
         "id", "title", "base_url", "base_url_note", "probe", "auth", "sources", "notes",
-        "codes", "phrases", "hints",
+        "codes", "phrases", "hints", "chat",
     }
 )  # fmt: skip
 _COMMON_KEYS = frozenset({"codes", "phrases", "hints"})
+_CHAT_KEYS = frozenset({"token_field", "tokens", "thinking", "reasoning_effort"})
+_E = TypeVar("_E", bound=StrEnum)
 
 
 class ProbeMethod(StrEnum):
@@ -154,6 +157,7 @@ class Preset:
     notes: str = ""  # what the research could not find, for the catalog's documentation
     codes: Listing = ()
     phrases: Listing = ()
+    chat: ChatProbe = DEFAULT_PROBE  # how `Chat` probes ask its models: the [chat] table
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,40 @@ def _listing(table: Any, origin: str) -> Listing:
     )
 
 
+def _chat(table: Any, origin: str) -> ChatProbe:
+    """A preset's `[chat]` table: how its models are probed (defaults for the keys it omits)."""
+    if not isinstance(table, dict):
+        raise CatalogError(f"{origin}: expected a table")
+    _only(table, _CHAT_KEYS, origin)
+    tokens = table.get("tokens", 1)
+    if not isinstance(tokens, int) or isinstance(tokens, bool):
+        raise CatalogError(f"{origin}.tokens: expected an integer")
+    effort = table.get("reasoning_effort", "")
+    if not isinstance(effort, str):
+        raise CatalogError(f"{origin}.reasoning_effort: expected a string")
+    try:
+        return ChatProbe(
+            token_field=_choice(
+                TokenField, table.get("token_field", "auto"), f"{origin}.token_field"
+            ),
+            tokens=tokens,
+            thinking=_choice(Thinking, table.get("thinking", "default"), f"{origin}.thinking"),
+            reasoning_effort=effort,
+        )
+    except ValueError as exc:
+        if isinstance(exc, CatalogError):
+            raise
+        raise CatalogError(f"{origin}: {exc}") from exc
+
+
+def _choice(cls: type[_E], value: Any, origin: str) -> _E:
+    try:
+        return cls(value)
+    except ValueError:
+        known = ", ".join(repr(e.value) for e in cls)
+        raise CatalogError(f"{origin}: {value!r} is not one of {known}") from None
+
+
 def _only(data: Mapping[str, Any], allowed: frozenset[str], origin: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
@@ -251,6 +289,7 @@ def _load_preset(path: Path) -> Preset:
             notes=" ".join(str(data.get("notes", "")).split()),
             codes=_listing(codes, f"{origin}: codes"),
             phrases=_listing(phrases, f"{origin}: phrases"),
+            chat=_chat(data.get("chat", {}), f"{origin}: chat"),
         )
     except (KeyError, ValueError) as exc:
         if isinstance(exc, CatalogError):

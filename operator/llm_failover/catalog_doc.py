@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 
 from llm_failover.catalog import Catalog, Listing, Preset, ProbeMethod, default_catalog
+from llm_failover.chatprobe import DEFAULT_PROBE, REASONING_TOKENS
 from llm_failover.classifier import HttpAnswer, classify
 
 REGENERATE = "python -m llm_failover.catalog_doc > docs/providers.md"
@@ -28,8 +29,9 @@ _INTRO = f"""\
 
 A provider in an `LLMRoute` may name a `preset` (contract §2). The preset fills in the base URL
 (unless the provider gives `baseURL`), the header the API key travels in, the probe method
-(`Models`: `GET {{baseURL}}/models`, no tokens; `Chat`: a one-token chat completion, for providers
-without a usable `/models`) and the error dictionary that turns a probe's answer into a state
+(`Models`: `GET {{baseURL}}/models`, no tokens; `Chat`: a chat completion of a token or a few, for
+providers without a usable `/models`, asked as the preset's `[chat]` table says: see below) and the
+error dictionary that turns a probe's answer into a state
 (contract §3).
 
 How an answer is read: error codes found in the body (`error.code`, `error.type`, `base_resp`,
@@ -69,6 +71,8 @@ def render_markdown(catalog: Catalog) -> str:
             for p in presets
         ),
     )
+    lines += ["", "## How `Chat` probes ask", ""]
+    lines += _chat_section(presets)
     lines += ["", "## Hints and research gaps", ""]
     for preset in presets:
         notes = [f"hint ({state}): {text}" for state, text in preset.errors.hints.items()]
@@ -89,6 +93,44 @@ def render_markdown(catalog: Catalog) -> str:
     ]
     lines += _table(("Status", "State"), _fallbacks(catalog))
     return "\n".join(lines) + "\n"
+
+
+_CHAT_INTRO = f"""\
+A `Chat` probe posts `{{"model", "messages": [{{"role": "user", "content": "ping"}}],
+<token field>: N, "stream": false}}`. A preset's `[chat]` table says how (every key optional):
+
+- `token_field`: `auto` (the default: `max_completion_tokens` for OpenAI reasoning model names,
+  `o1`, `o3`, `o4`, `gpt-5` and their variants after any `vendor/` prefix; `max_tokens` for the
+  rest), `max_tokens` or `max_completion_tokens`.
+- `tokens`: 1 to 4096, default 1. An OpenAI reasoning model name is sent at least
+  {REASONING_TOKENS} `max_completion_tokens`.
+- `thinking`: `default` (nothing sent), `enable_thinking=false` (`"enable_thinking": false`) or
+  `thinking.type=disabled` (`"thinking": {{"type": "disabled"}}`); never sent to a model whose
+  name has a `thinking` segment (`qwen3-235b-a22b-thinking-2507`): those refuse it.
+- `reasoning_effort`: `none`, `minimal`, `low`, `medium` or `high`; unset by default.
+
+A preset without the table probes with `{DEFAULT_PROBE.describe()}` (token field: tokens). A 4xx
+answer (not 401, 402, 403, 404, 407, 408, 429 or 451) that refuses only the probe's own
+parameters (a 400 "Unsupported parameter: 'max_tokens'", "max_tokens value 1 is
+below minimum", "enable_thinking must be set to false for non-streaming calls", a reasoning model's
+"Could not finish the message because max_tokens… was reached") comes after the key and the model
+were accepted: it counts as `Healthy`, with a message saying the catalog's probe needs fixing. Any
+code or phrase above that names a real failure (a key, a balance, a model, a region) wins over it.
+"""
+
+
+def _chat_section(presets: list[Preset]) -> list[str]:
+    lines = _CHAT_INTRO.splitlines()
+    lines += ["", "Presets that probe otherwise than that:", ""]
+    lines += _table(
+        ("Preset", "Chat probe (token field: tokens, switches)"),
+        (
+            (f"`{p.id}`", f"`{_cell(p.chat.describe())}`")
+            for p in presets
+            if p.chat != DEFAULT_PROBE
+        ),
+    )
+    return lines
 
 
 def _table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> list[str]:

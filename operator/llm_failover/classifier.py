@@ -1,7 +1,9 @@
 """Turns one probe outcome (an HTTP answer or a transport failure) into exactly one provider state.
 
 Body codes first, HTTP status second: status codes alone mislead (Zhipu answers 429 for an empty
-balance, MiniMax 200 with the error inside `base_resp`, Qianfan 401 for an unknown model).
+balance, MiniMax 200 with the error inside `base_resp`, Qianfan 401 for an unknown model). A Chat
+probe's 4xx that refuses only the probe's own parameters (`chatprobe.refused_parameter`) comes
+after them: the provider is up, the catalog's probe must change.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from llm_failover.catalog import ErrorDictionary, Meaning, ProbeMethod
+from llm_failover.chatprobe import refused_parameter
 from llm_failover.state import ProviderState
 
 log = logging.getLogger(__name__)
@@ -138,6 +141,21 @@ def _answer(
         meaning = errors.phrase(message) if message else None
         if meaning is not None:
             return _from_meaning(meaning, detail, status)
+    if method is ProbeMethod.CHAT:
+        # Only once no code or phrase named a real failure (a key, a balance, a model): a 4xx
+        # refusing the probe's own parameters came after the key and the model were accepted.
+        for message in [*messages, plain]:
+            parameter = refused_parameter(status, message) if message else None
+            if parameter is not None:
+                return Classification(
+                    ProviderState.HEALTHY,
+                    _clip(
+                        f"probe's {parameter} refused, provider up (fix the catalog's [chat] "
+                        f"probe for this model): {detail}",
+                        redact=redact,
+                    ),
+                    status,
+                )
 
     if 200 <= status < 300:
         if document is not None and _sane(document, method):

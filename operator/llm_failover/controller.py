@@ -25,8 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import httpx
-
+from llm_failover.cadence import at_full_rate
 from llm_failover.catalog import Catalog
 from llm_failover.credentials import Credential, read_key
 from llm_failover.health import (
@@ -55,7 +54,7 @@ from llm_failover.redact import Redactor
 from llm_failover.routing import KEY_NAMES, RoutingOutput, routing_output
 from llm_failover.secretcache import SecretCache
 from llm_failover.settings import Settings
-from llm_failover.signals import Query, Reading, SignalSource
+from llm_failover.signals import Query, Reading, SignalSource, Source, fill
 from llm_failover.spec import ProviderSpec, RouteSpec, SpecError, Trust, parse_route_spec
 from llm_failover.state import ProviderState
 from llm_failover.status import (
@@ -436,18 +435,14 @@ class RouteController:
         spaced = regular
         names = [p.name for p in spec.providers]
         fast = set(names)
-        if check.backup_interval_seconds is not None and self._active in names:
+        if check.backup_interval_seconds is not None:
             spaced = replace(regular, backup_seconds=float(check.backup_interval_seconds))
-            position = names.index(self._active)
-            fast = set(names[: position + 1])
-            behind = spec.providers[position + 1 :]
             now = self._clock()
-            following = [
-                p.name
-                for p in behind
-                if self._health.get(p.name, ProviderHealth()).trusted and p.in_window(now)
-            ]
-            fast |= {following[0]} if following else {p.name for p in behind}
+            eligible = {
+                p.name: self._health.get(p.name, ProviderHealth()).trusted and p.in_window(now)
+                for p in spec.providers
+            }
+            fast = at_full_rate(names, self._active, eligible)
         scheduled: dict[Endpoint, Schedule] = {}
         for name, endpoint in self._endpoints.items():
             wanted = regular if name in fast else spaced
@@ -467,15 +462,19 @@ class RouteController:
             shared = spec.signal.prometheus if spec.signal is not None else None
             query = own or (shared if provider.name == self._active else None)
             if query is not None:
-                queries[provider.name] = Query(
-                    _placeholders(query.query, provider, self.ref.namespace, self.ref.name),
-                    query.threshold,
-                )
+                values = {
+                    "provider": provider.name,
+                    "model": provider.model,
+                    "host": provider.host,
+                    "namespace": self.ref.namespace,
+                    "route": self.ref.name,
+                }
+                queries[provider.name] = Query(fill(query.query, values), query.threshold)
         if queries != self._watched:
             self._watched = queries
             self._signals.watch(self.key, queries, self._wake)
 
-    def _listen(self, spec: RouteSpec, now: datetime) -> None:
+    def _listen(self, spec: RouteSpec) -> None:
         """Read what traffic says: a signal that starts firing probes its provider at once."""
         readings = self._signals.readings(self.key, self._active)
         events: list[Event] = []
@@ -504,7 +503,7 @@ class RouteController:
                         "probing it now",
                     )
                 )
-            elif was and not firing:
+            elif was and not firing and (reading is not None or self._still_asked(name, before)):
                 events.append(Event(EventReason.SIGNAL_RESOLVED, f"{name}: traffic signal stopped"))
             problem = reading.problem if reading is not None else ""
             if problem and not (before is not None and before.problem):
@@ -517,6 +516,12 @@ class RouteController:
         self._readings = readings
         if self._leading:
             self._queue(events)
+
+    def _still_asked(self, name: str, before: Reading | None) -> bool:
+        """Whether a signal that no longer fires stopped (an alert resolved, a query asked), or
+        only moved on: a route's query follows the traffic to the new active provider."""
+        alert = before is not None and before.source is Source.ALERTMANAGER
+        return alert or name in (self._watched or {})
 
     def _trusts_signal(self, spec: RouteSpec, provider: ProviderSpec) -> bool:
         """Whether its firing signal may eject it though its probes pass (`trust: Signal`)."""
@@ -651,6 +656,7 @@ class RouteController:
         else:
             changed = canonical != self._decided_spec
         if canonical != self._keys_for or self._keys is None or self._keys_stale():
+            touched = self._changed_secrets()
             self._keys = await self._read_keys(spec)
             self._keys_for = canonical
             self._folded_problems.clear()
@@ -659,13 +665,20 @@ class RouteController:
             if changed or self._missing:
                 self._stamped = None
             self._subscribe(spec, self._keys)
+            # A new key, or the same one touched after a top-up: probe now, not after the
+            # backoff or the reset time the last answer gave.
+            self._prober.reprobe(
+                self._endpoints[p.name]
+                for p in spec.providers
+                if p.api_key is not None and p.api_key.name in touched and p.name in self._endpoints
+            )
         # A refused re-read of a key Secret: decide (and fail over) with the keys read before,
         # and say so on the route until it can be read again.
         refused = next(filter(None, map(self._secrets.refused, self._keys.versions)), None)
         for gone in set(self._health) - {p.name for p in spec.providers}:
             del self._health[gone]
         self._watch_signals(spec)
-        self._listen(spec, now)
+        self._listen(spec)
         if not self._leading:
             self._gather(spec, self._keys, now)  # ready to take over; the leader decides
             self._schedule_probes(spec)
@@ -684,14 +697,14 @@ class RouteController:
             last_reason=(self._last_failover or {}).get("reason"),
             fresh=self._fresh(spec, now),
         )
-        if decision.confirming != self._confirming:
-            self._confirming = decision.confirming
-            endpoint = self._endpoints.get(decision.confirming or "")
-            if endpoint is not None:
+        if decision.confirming is not None:
+            if decision.confirming != self._confirming:
                 log.info(
                     "%s: probing %s afresh before routing to it", self.key, decision.confirming
                 )
-                self._prober.reprobe([endpoint])
+            endpoint = self._endpoints.get(decision.confirming)
+            self._prober.reprobe([endpoint] if endpoint is not None else [])
+        self._confirming = decision.confirming
         self._decided_spec = canonical
         self._observed_generation = generation
 
@@ -1040,6 +1053,16 @@ class RouteController:
 
     # -- timing -------------------------------------------------------------------------------
 
+    def _changed_secrets(self) -> set[str]:
+        """Names of the key Secrets that changed since they were read."""
+        if self._keys is None:
+            return set()
+        return {
+            name
+            for (namespace, name), version in self._keys.versions.items()
+            if self._secrets.version((namespace, name)) != version
+        }
+
     def _keys_stale(self) -> bool:
         """A key Secret changed since it was read (the watch told the cache)."""
         return self._keys is not None and any(
@@ -1060,26 +1083,6 @@ class RouteController:
                 if edge is not None and edge > now:
                     waits.append((edge - now).total_seconds() + 0.01)
         return max(0.0, min(waits)) if waits else None
-
-
-def _placeholders(query: str, provider: ProviderSpec, namespace: str, route: str) -> str:
-    """A signal's query with `${provider}`, `${model}`, `${host}`, `${namespace}`, `${route}`
-    filled in, escaped for a PromQL string (a model name may hold a quote or a backslash)."""
-    try:
-        host = httpx.URL(provider.base_url).host
-    except Exception:  # the spec parser keeps unusable URLs out
-        host = ""
-    values = {
-        "provider": provider.name,
-        "model": provider.model,
-        "host": host,
-        "namespace": namespace,
-        "route": route,
-    }
-    for name, value in values.items():
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        query = query.replace(f"${{{name}}}", escaped)
-    return query
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:

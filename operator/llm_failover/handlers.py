@@ -257,7 +257,13 @@ def build_registry() -> kopf.OperatorRegistry:
                     secrets: SecretCache = memo.secrets
                     meta = body.metadata
                     data = None if deleted else secret_bytes(body)
-                    secrets.observed(meta.namespace or "", meta.name or "", data)
+                    revision = (body.get("metadata") or {}).get("resourceVersion")
+                    secrets.observed(
+                        meta.namespace or "",
+                        meta.name or "",
+                        data,
+                        revision=revision if isinstance(revision, str) else None,
+                    )
                     if not MANAGED_BY.items() <= dict(meta.labels or {}).items():
                         return  # not one the operator wrote
                 routes.owned_changed(str(param), _plain(body), deleted=deleted)

@@ -130,6 +130,7 @@ async def probe_routes(
                 credential=Credential.of(environ.get(key_variable(provider.name))),
                 auth=provider.auth,
                 errors=provider.errors,
+                chat=provider.chat,
             )
             endpoints[(index, provider.name)] = endpoint
             timeout = route.spec.health_check.timeout_seconds

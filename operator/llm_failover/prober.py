@@ -38,6 +38,7 @@ from llm_failover.cadence import (
     saved,
 )
 from llm_failover.catalog import AuthScheme, ErrorDictionary, ProbeMethod
+from llm_failover.chatprobe import DEFAULT_PROBE, ChatProbe, chat_payload
 from llm_failover.classifier import (
     Classification,
     HttpAnswer,
@@ -69,6 +70,7 @@ class Endpoint:
     credential: Credential
     auth: AuthScheme = field(default=AuthScheme(), compare=False)
     errors: ErrorDictionary = field(default=ErrorDictionary(), compare=False, repr=False)
+    chat: ChatProbe = DEFAULT_PROBE  # how Chat asks: two routes asking differently, two probes
 
     @classmethod
     def for_provider(
@@ -80,6 +82,7 @@ class Endpoint:
         credential: Credential,
         auth: AuthScheme,
         errors: ErrorDictionary,
+        chat: ChatProbe = DEFAULT_PROBE,
     ) -> Endpoint:
         return cls(
             base_url=base_url,
@@ -88,6 +91,7 @@ class Endpoint:
             credential=credential,
             auth=auth,
             errors=errors,
+            chat=chat if method is ProbeMethod.CHAT else DEFAULT_PROBE,
         )
 
     @property
@@ -386,7 +390,7 @@ class Prober:
                     probes = saved(started - timer.last_start, cadence, timer.why)
                     if probes > 0:
                         self._on_saved(timer.why, probes)
-                timer.last_start, timer.reprobe = started, False
+                timer.last_start, timer.reprobe, timer.why = started, False, Wait.INTERVAL
                 # Waiting for a slot is queueing behind other probes, not stalling: the watchdog
                 # expects progress only while the probe holds a slot, and while the loop waits.
                 self._watchdog.done(name)
@@ -428,7 +432,8 @@ class Prober:
             if timer.reprobe:
                 due = min(due, started + MIN_GAP_SECONDS)
             remaining = due - time.monotonic()
-            timer.why = next_probe.why
+            if next_probe.why is not Wait.INTERVAL:  # what the wait saves, even if cut short
+                timer.why = next_probe.why
             if remaining <= 0:
                 return
             timer.poke.clear()
@@ -455,11 +460,10 @@ class Prober:
                 self._watchdog.expect(watch, timeout_seconds + 30)
             sent_at = self._clock()
             started = time.monotonic()
-            retry_at: datetime | None = None
+            headers: Mapping[str, str] = {}
             try:
                 async with asyncio.timeout(timeout_seconds):
                     outcome, headers = await self._request(endpoint, timeout_seconds)
-                retry_at = _reset_at(outcome, headers, sent_at)
             except TimeoutError:
                 outcome = TransportFailure(Transport.TIMEOUT, f"{timeout_seconds:g}s")
             except httpx.HTTPError as exc:
@@ -478,8 +482,12 @@ class Prober:
             )
         finally:
             self._redactor.forget([endpoint.credential.value])
-        if classification.state is ProviderState.HEALTHY:
-            retry_at = None
+        retry_at = None
+        if classification.state is not ProviderState.HEALTHY and isinstance(outcome, HttpAnswer):
+            # When it serves again, if it says (a 200 may carry an error: MiniMax's base_resp).
+            lowered = {key.lower(): value for key, value in headers.items()}
+            body = outcome.body.decode("utf-8", "replace")
+            retry_at = reset_time(outcome.status, lowered, body, sent_at)
         return Report(1, sent_at, classification, latency, retry_at=retry_at)
 
     def _raised(self, endpoint: Endpoint, exc: Exception) -> TransportFailure:
@@ -515,12 +523,7 @@ class Prober:
                 "GET", f"{endpoint.base_url}/models", headers=headers, timeout=timeout_seconds
             )
         else:
-            payload = {
-                "model": endpoint.model,
-                "messages": [{"role": "user", "content": "ping"}],
-                "max_tokens": 1,
-                "stream": False,
-            }
+            payload = chat_payload(endpoint.model, endpoint.chat)
             request = self._client.build_request(
                 "POST",
                 f"{endpoint.base_url}/chat/completions",
@@ -541,15 +544,6 @@ class Prober:
             note=note,
         )
         return answer, response.headers
-
-
-def _reset_at(outcome: Outcome, headers: Mapping[str, str], now: datetime) -> datetime | None:
-    """When a refusing provider says it serves again (`resettime`); None for an answer that
-    serves, or says nothing of it."""
-    if not isinstance(outcome, HttpAnswer) or 200 <= outcome.status < 300:
-        return None
-    lowered = {key.lower(): value for key, value in headers.items()}
-    return reset_time(outcome.status, lowered, outcome.body.decode("utf-8", "replace"), now)
 
 
 def set_all(wakes: list[Wake]) -> None:

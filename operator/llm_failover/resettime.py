@@ -83,23 +83,25 @@ _UNITS = {
 }
 
 _DIGITS = frozenset("0123456789")
-_NUMBER = re.compile(r"\d{1,20}(?:\.\d{1,12})?")  # matched at a position: bounded, no overlap
-_DELAY_SECONDS = re.compile(r"\d{1,20}(?:\.\d{1,12})?")  # Retry-After delay-seconds (lenient)
+# A decimal number: Retry-After delay-seconds (a fraction allowed, as the SDKs allow it), header
+# numbers, the number of a duration. ASCII digits only: float() would also take fullwidth ones.
+_NUMBER = re.compile(r"\d{1,20}(?:\.\d{1,12})?", re.ASCII)
 # A stamp printed in a body: date, time, optional fraction, optional zone (an abbreviation after
 # an offset, as Go's "+0800 CST", is left unread). Always matched at a fixed position.
 _STAMP = re.compile(
     r"(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
     r"(?: ?(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 # Phrases after which a body names the moment (absolute) or the wait (relative). Each is a literal
 # alternation followed by bounded whitespace, so finditer stays linear.
-_RESET_AT = re.compile(r"\bresets?\s{1,3}at\s{1,3}(?=\d{4}-)", re.IGNORECASE)
-_RESET_AT_CN = re.compile(r"将在\s{0,3}(?=\d{4}-)")  # "您的限额将在 2025-12-09 18:08:11 重置"
+_RESET_AT = re.compile(r"\bresets?\s{1,3}at\s{1,3}(?=\d{4}-)", re.IGNORECASE | re.ASCII)
+# Zhipu's Chinese wording: "您的限额将在 2025-12-09 18:08:11 重置".
+_RESET_AT_CN = re.compile(r"将在\s{0,3}(?=\d{4}-)", re.ASCII)
 _CN_RESET_WORDS = ("重置", "刷新", "恢复")  # the stamp must be followed by one of these
 _WAIT = re.compile(
     r"\b(?:try\s{1,3}again|retry|resets?)\s{1,3}(?:in|after)\s{1,3}(?:~\s{0,2})?(?=\d)",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
 
@@ -210,12 +212,12 @@ def _from_headers(status: int, headers: Mapping[str, Any], now: datetime) -> flo
 
 def _retry_after(headers: Mapping[str, Any], now: datetime) -> float | None:
     value = _header(headers, "retry-after-ms")
-    if value is not None and _DELAY_SECONDS.fullmatch(value):
+    if value is not None and _NUMBER.fullmatch(value):
         return float(value) / 1000
     value = _header(headers, "retry-after")
     if value is None:
         return None
-    if _DELAY_SECONDS.fullmatch(value):
+    if _NUMBER.fullmatch(value):
         return float(value)
     return _http_date(value, now)
 

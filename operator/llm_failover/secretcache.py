@@ -32,6 +32,7 @@ class SecretCache:
         self._clock = clock
         self._values: dict[Key, Data] = {}  # the Secrets in use (or being read): kept current
         self._versions: dict[Key, int] = {}  # grows with every change of a value
+        self._revisions: dict[Key, str] = {}  # the resourceVersion the watch last showed
         self._refused: dict[Key, Forbidden] = {}  # the API server refused its last resync
         self._users: dict[Key, set[str]] = {}
         self._used: dict[str, frozenset[Key]] = {}  # by each user
@@ -74,14 +75,16 @@ class SecretCache:
     def refused(self, key: Key) -> Forbidden | None:
         return self._refused.get(key)
 
-    def observed(self, namespace: str, name: str, data: Data) -> None:
-        """The watch saw this Secret (None: deleted); only the ones in use are kept."""
+    def observed(self, namespace: str, name: str, data: Data, revision: str | None = None) -> None:
+        """The watch saw this Secret (None: deleted); only the ones in use are kept. A new
+        `revision` (its resourceVersion) with the same data is a change too: a Secret touched
+        after a top-up (an annotation) re-probes its providers at once."""
         key = (namespace, name)
         if key in self._reading:
             self._seen_while_reading.add(key)
         elif key not in self._values:
             return
-        self._set(key, data)
+        self._set(key, data, revision)
 
     async def resync(self, period_seconds: float, *, rounds: int | None = None) -> None:
         """Re-read every Secret in use once per period, one at a time, evenly spread; runs
@@ -131,8 +134,12 @@ class SecretCache:
         self._seen_while_reading.discard(key)
         future.set_result(value)
 
-    def _set(self, key: Key, data: Data) -> None:
-        if key in self._values and self._values[key] == data:
+    def _set(self, key: Key, data: Data, revision: str | None = None) -> None:
+        before = self._revisions.get(key)
+        if revision is not None:
+            self._revisions[key] = revision
+        touched = revision is not None and before is not None and revision != before
+        if key in self._values and self._values[key] == data and not touched:
             return
         known = key in self._values
         self._values[key] = data
@@ -150,5 +157,6 @@ class SecretCache:
         del self._users[key]
         self._values.pop(key, None)
         self._refused.pop(key, None)
+        self._revisions.pop(key, None)
         # The version stays: a Secret used again later must not look unchanged to a route
         # that remembers an older version of it.

@@ -42,6 +42,7 @@ ALERT_TTL_SECONDS = 3600.0
 """How long a firing alert counts without news when it gives no end: Alertmanager sends a
 resolved notification (`send_resolved`, on by default) long before."""
 MAX_ALERT_HOURS = 24.0
+MAX_ALERTS_PER_ROUTE = 16
 
 
 class Source(StrEnum):
@@ -178,12 +179,18 @@ class Signals(SignalSource):
         return found
 
     def alert(self, alerts: Iterable[Alert]) -> set[str]:
-        """Record posted alerts; the subscribers (routes) they name, to be woken."""
+        """Record posted alerts; the subscribers (routes) they name, to be woken. Alerts naming
+        a route this replica does not manage are dropped, and a route keeps a bounded number
+        (one per provider it may have, and one for its active provider): what is posted cannot
+        grow the operator's memory."""
         now = time.monotonic()
         named: set[str] = set()
         for alert in alerts:
             key = (alert.namespace, alert.route, alert.provider)
             subscriber = f"{alert.namespace}/{alert.route}"
+            watch = self._watches.get(subscriber)
+            if watch is None:
+                continue
             if not alert.firing:
                 self._alerts.pop(key, None)
             else:
@@ -192,23 +199,30 @@ class Signals(SignalSource):
                     left = (alert.ends_at - datetime.now(UTC)).total_seconds()
                     if left > 0:
                         ttl = min(left, MAX_ALERT_HOURS * 3600)
+                held = sum(1 for k in self._alerts if k[:2] == key[:2])
+                if key not in self._alerts and held > MAX_ALERTS_PER_ROUTE:
+                    continue
                 self._alerts[key] = _Firing(now + ttl, alert.authenticated)
-            watch = self._watches.get(subscriber)
-            if watch is not None:
-                watch.wake.set()
-                named.add(subscriber)
+            watch.wake.set()
+            named.add(subscriber)
         return named
 
     async def run(self) -> None:
         """Evaluate every distinct query each interval; wake the routes whose signals changed."""
         name = "traffic signals"
-        while True:
-            started = time.monotonic()
-            self.watchdog.expect(name, QUERY_TIMEOUT_SECONDS * 4 + self.interval_seconds + 30)
-            await self.evaluate()
-            self._wake_changed()
-            self.watchdog.expect(name, self.interval_seconds + 30)
-            await asyncio.sleep(max(0.0, self.interval_seconds - (time.monotonic() - started)))
+        try:
+            while True:
+                started = time.monotonic()
+                # Each batch of CONCURRENT_QUERIES queries ends within its timeout.
+                batches = 1 + len(self._watches) // CONCURRENT_QUERIES
+                self.watchdog.expect(name, batches * QUERY_TIMEOUT_SECONDS + 30)
+                await self.evaluate()
+                self._wake_changed()
+                self.watchdog.expect(name, self.interval_seconds + 30)
+                elapsed = time.monotonic() - started
+                await asyncio.sleep(max(0.0, self.interval_seconds - elapsed))
+        finally:
+            self.watchdog.done(name)
 
     async def evaluate(self) -> None:
         texts = {q.text for w in self._watches.values() for q in w.queries.values()}
@@ -236,6 +250,8 @@ class Signals(SignalSource):
 
     def _wake_changed(self) -> None:
         for subscriber, watch in self._watches.items():
+            if not watch.queries:
+                continue
             shown = frozenset(
                 (provider, reading.firing, bool(reading.problem))
                 for provider, reading in self.readings(subscriber, None).items()
@@ -281,6 +297,15 @@ class Signals(SignalSource):
         except httpx.HTTPError as exc:
             return _Answer(None, f"Prometheus unreachable: {type(exc).__name__}: {exc}"[:200])
         return parse_answer(response.status_code, bytes(body))
+
+
+def fill(query: str, values: Mapping[str, str]) -> str:
+    """A query with each `${name}` of `values` filled in, escaped for a PromQL string (a model
+    name may hold a quote or a backslash)."""
+    for name, value in values.items():
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        query = query.replace(f"${{{name}}}", escaped)
+    return query
 
 
 def parse_answer(status: int, body: bytes) -> _Answer:

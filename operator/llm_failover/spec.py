@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from llm_failover.catalog import AuthScheme, Catalog, ErrorDictionary, Preset, ProbeMethod
+from llm_failover.chatprobe import DEFAULT_PROBE, ChatProbe
 
 MAX_PROVIDERS = 16
 MAX_RESTART_TARGETS = 32
@@ -104,12 +105,18 @@ class ProviderSpec:
     probe_method: ProbeMethod
     auth: AuthScheme
     errors: ErrorDictionary
+    chat: ChatProbe = DEFAULT_PROBE  # how a Chat probe asks its model: its preset's, or the default
     preset: str | None = None
     api_key: SecretRef | None = None
     not_before: datetime | None = None
     not_after: datetime | None = None
     signal: Signal | None = None
     """Its own traffic signal, evaluated whether it is active or not."""
+
+    @property
+    def host(self) -> str:
+        """The host of its base URL (what `${host}` stands for in a signal's query)."""
+        return httpx.URL(self.base_url).host  # parsed when the spec was: it parses
 
     def in_window(self, now: datetime) -> bool:
         if self.not_before is not None and now < self.not_before:
@@ -239,6 +246,7 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
         probe_method=probe_method,
         auth=preset.auth if preset is not None else AuthScheme(),
         errors=catalog.dictionary(preset),
+        chat=preset.chat if preset is not None else DEFAULT_PROBE,
         preset=preset.id if preset is not None else None,
         api_key=_secret_ref(item["apiKeySecretRef"], f"{path}.apiKeySecretRef")
         if "apiKeySecretRef" in item
