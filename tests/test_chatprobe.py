@@ -50,7 +50,7 @@ from llm_failover.state import ProviderState as S
 
 CHAT = ProbeMethod.CHAT
 CATALOG = default_catalog()
-REFUSED = "refused, provider up (fix the catalog's [chat] probe for this model)"
+REFUSED = "refused, provider up (set the provider's probe.chat, or the preset's [chat])"
 
 
 def dictionary(preset: str | None) -> ErrorDictionary:

@@ -182,3 +182,37 @@ def test_errors_name_the_field(path: str, value: Any, field: str, words: str) ->
 def test_not_an_object() -> None:
     with pytest.raises(SpecError, match=r"^spec: must be an object"):
         parse(None)
+
+
+def test_a_provider_may_say_how_its_model_is_probed_over_its_preset() -> None:
+    from llm_failover.catalog import default_catalog
+    from llm_failover.chatprobe import Thinking, TokenField
+    from llm_failover.spec import SpecError, parse_route_spec
+
+    def parse(chat: object) -> object:
+        spec = {
+            "providers": [
+                {
+                    "name": "qwen",
+                    "preset": "dashscope",
+                    "model": "qwen3-32b",
+                    "probe": {"method": "Chat", "chat": chat},
+                }
+            ]
+        }
+        return parse_route_spec(spec, route_name="r", catalog=default_catalog()).providers[0].chat
+
+    chat = parse({"tokens": 16, "tokenField": "max_completion_tokens"})
+    assert chat.tokens == 16  # type: ignore[attr-defined]
+    assert chat.token_field is TokenField.MAX_COMPLETION_TOKENS  # type: ignore[attr-defined]
+    assert chat.thinking is Thinking.ENABLE_THINKING_FALSE  # type: ignore[attr-defined]  # the preset's
+    for bad, field in (
+        ({"tokens": 0}, "tokens"),
+        ({"tokens": 5000}, "tokens"),
+        ({"thinking": "off"}, "thinking"),
+        ({"reasoningEffort": "max"}, "reasoningEffort"),
+        ({"budget": 1}, "budget"),
+    ):
+        with pytest.raises(SpecError) as refused:
+            parse(bad)
+        assert refused.value.field == f"spec.providers[0].probe.chat.{field}"

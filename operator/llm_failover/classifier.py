@@ -150,8 +150,8 @@ def _answer(
                 return Classification(
                     ProviderState.HEALTHY,
                     _clip(
-                        f"probe's {parameter} refused, provider up (fix the catalog's [chat] "
-                        f"probe for this model): {detail}",
+                        f"probe's {parameter} refused, provider up (set the provider's "
+                        f"probe.chat, or the preset's [chat]): {detail}",
                         redact=redact,
                     ),
                     status,

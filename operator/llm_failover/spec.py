@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import httpx
 
 from llm_failover.catalog import AuthScheme, Catalog, ErrorDictionary, Preset, ProbeMethod
-from llm_failover.chatprobe import DEFAULT_PROBE, ChatProbe
+from llm_failover.chatprobe import (
+    DEFAULT_PROBE,
+    MAX_PROBE_TOKENS,
+    REASONING_EFFORTS,
+    ChatProbe,
+    Thinking,
+    TokenField,
+)
 
 MAX_PROVIDERS = 16
 MAX_RESTART_TARGETS = 32
@@ -231,10 +238,13 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
         raise SpecError(f"{path}.baseURL", "required unless a preset gives one")
     model = _string(item.get("model"), f"{path}.model", pattern=_MODEL, max_length=256)
     probe_method = preset.probe_method if preset is not None else ProbeMethod.MODELS
+    chat = preset.chat if preset is not None else DEFAULT_PROBE
     if "probe" in item:
         probe = _mapping(item["probe"], f"{path}.probe")
-        _only(probe, f"{path}.probe", {"method"})
+        _only(probe, f"{path}.probe", {"method", "chat"})
         probe_method = _enum(ProbeMethod, probe.get("method"), f"{path}.probe.method")
+        if "chat" in probe:
+            chat = _chat(probe["chat"], f"{path}.probe.chat", chat)
     not_before = _time(item.get("notBefore"), f"{path}.notBefore")
     not_after = _time(item.get("notAfter"), f"{path}.notAfter")
     if not_before is not None and not_after is not None and not_before >= not_after:
@@ -246,7 +256,7 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
         probe_method=probe_method,
         auth=preset.auth if preset is not None else AuthScheme(),
         errors=catalog.dictionary(preset),
-        chat=preset.chat if preset is not None else DEFAULT_PROBE,
+        chat=chat,
         preset=preset.id if preset is not None else None,
         api_key=_secret_ref(item["apiKeySecretRef"], f"{path}.apiKeySecretRef")
         if "apiKeySecretRef" in item
@@ -255,6 +265,28 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
         not_after=not_after,
         signal=_signal(item["signal"], f"{path}.signal") if "signal" in item else None,
     )
+
+
+def _chat(raw: Any, path: str, base: ChatProbe) -> ChatProbe:
+    """A provider's own way of asking its model, over its preset's (each field optional)."""
+    item = _mapping(raw, path)
+    _only(item, path, {"tokenField", "tokens", "thinking", "reasoningEffort"})
+    chat = base
+    if "tokenField" in item:
+        chat = replace(
+            chat, token_field=_enum(TokenField, item["tokenField"], f"{path}.tokenField")
+        )
+    if "tokens" in item:
+        chat = replace(chat, tokens=_int(item["tokens"], f"{path}.tokens", 1, MAX_PROBE_TOKENS))
+    if "thinking" in item:
+        chat = replace(chat, thinking=_enum(Thinking, item["thinking"], f"{path}.thinking"))
+    if "reasoningEffort" in item:
+        effort = item["reasoningEffort"]
+        if effort not in REASONING_EFFORTS:
+            known = " | ".join(sorted(e for e in REASONING_EFFORTS if e))
+            raise SpecError(f"{path}.reasoningEffort", f"must be one of {known}, got {effort!r}")
+        chat = replace(chat, reasoning_effort=effort)
+    return chat
 
 
 def _signal(raw: Any, path: str) -> Signal:
