@@ -1,0 +1,44 @@
+"""`llm-failover run` refuses a bad traffic-signal setting before it starts, naming the flag."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llm_failover.cli", "run", "--leader-elect=false", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--prometheus-url", "ftp://prometheus:9090"), "--prometheus-url"),
+        (("--prometheus-url", "http://"), "--prometheus-url"),
+        (("--signal-interval", "0"), "--signal-interval"),
+        (("--probe-backoff-max", "-1"), "--probe-backoff-max"),
+        (("--alertmanager-token-file", "/nonexistent/token"), "--alertmanager-token-file"),
+        (("--prometheus-token-file", "/nonexistent/token"), "--prometheus-token-file"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_its_flag(args: tuple[str, ...], said: str) -> None:
+    done = run(*args)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr
+
+
+def test_an_empty_token_file_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    done = run("--alertmanager-token-file", str(empty))
+    assert done.returncode == 2
+    assert "cannot read a token" in done.stderr
