@@ -291,3 +291,24 @@ def test_placeholders_are_filled_in_escaped_for_a_promql_string() -> None:
     query = 'errors{model="${model}", host="${host}"} and on() vector(${unknown})'
     filled = fill(query, {"model": 'odd"model\\', "host": "glm.test"})
     assert filled == 'errors{model="odd\\"model\\\\", host="glm.test"} and on() vector(${unknown})'
+
+
+async def test_with_tenancy_each_namespace_asks_its_own_queries() -> None:
+    """A tenant who writes a route must not read another tenant's series through the
+    operator's credentials: behind prom-label-proxy each query carries its namespace."""
+    asked: list[tuple[str, str | None]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append((request.url.params["query"], request.url.params.get("namespace")))
+        return httpx.Response(200, content=vector("1"))
+
+    signals = Signals(
+        client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+        url="http://prom-label-proxy.test",
+        tenant_param="namespace",
+    )
+    signals.watch("team-a/chat", {"glm": Query("errors", 0.5)}, Wake())
+    signals.watch("team-b/chat", {"glm": Query("errors", 0.5)}, Wake())
+    await signals.evaluate()
+    assert sorted(asked) == [("errors", "team-a"), ("errors", "team-b")]
+    assert signals.readings("team-a/chat", None)["glm"].firing

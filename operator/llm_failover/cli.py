@@ -135,6 +135,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a bearer token for it, read at each query",
     )
     signals.add_argument(
+        "--prometheus-tenant-param",
+        default=None,
+        metavar="NAME",
+        help="send each query with its route's namespace in this query parameter, e.g. "
+        "namespace for prom-label-proxy or the tenancy port of the Thanos querier: a tenant's "
+        "queries then see its own series only (see docs/security.md)",
+    )
+    signals.add_argument(
         "--signal-interval",
         type=_seconds,
         default=Settings.signal_interval_seconds,
@@ -333,6 +341,7 @@ def _run(args: argparse.Namespace) -> int:
         probe_backoff_max_seconds=args.probe_backoff_max,
         prometheus_url=args.prometheus_url,
         prometheus_token_file=args.prometheus_token_file,
+        prometheus_tenant_param=args.prometheus_tenant_param,
         signal_interval_seconds=args.signal_interval,
         alertmanager_token_file=args.alertmanager_token_file,
     )

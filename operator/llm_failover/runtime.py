@@ -37,6 +37,7 @@ async def serve(
     signals = Signals(
         url=settings.prometheus_url,
         token_file=settings.prometheus_token_file,
+        tenant_param=settings.prometheus_tenant_param,
         interval_seconds=settings.signal_interval_seconds,
         on_query=lambda result: metrics.signal_queries.labels(result).inc(),
     )

@@ -57,6 +57,9 @@ class Settings:
     None: signals come from Alertmanager alone."""
     prometheus_token_file: str | None = None
     """A bearer token for it, read at each query (a projected service-account token rotates)."""
+    prometheus_tenant_param: str | None = None
+    """When set, each query carries its route's namespace in this query parameter (`namespace`
+    for prom-label-proxy or the Thanos querier's tenancy port): tenants see their own series."""
     signal_interval_seconds: float = 15.0
     """How often each distinct signal query is evaluated (Prometheus's default scrape interval)."""
     alertmanager_token_file: str | None = None

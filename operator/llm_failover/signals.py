@@ -136,7 +136,11 @@ class Signals(SignalSource):
     on_query: Callable[[str], None] | None = None  # told "ok" or "error" per query
     watchdog: Watchdog = field(default_factory=Watchdog)
     _watches: dict[str, _Watch] = field(default_factory=dict)
-    _answers: dict[str, _Answer] = field(default_factory=dict)
+    tenant_param: str | None = None
+    """A query parameter carrying the route's namespace with each query (`namespace` for
+    prom-label-proxy, or the tenancy port of OpenShift's Thanos querier): each tenant's queries
+    then see that tenant's series only."""
+    _answers: dict[tuple[str, str], _Answer] = field(default_factory=dict)
     _alerts: dict[tuple[str, str, str], _Firing] = field(default_factory=dict)
     _failing: bool = False
 
@@ -155,7 +159,7 @@ class Signals(SignalSource):
         found: dict[str, Reading] = {}
         watch = self._watches.get(subscriber)
         for provider, query in (watch.queries if watch else {}).items():
-            answer = self._answers.get(query.text)
+            answer = self._answers.get(self._key(subscriber, query))
             if answer is None:
                 continue  # not evaluated yet
             if answer.problem:
@@ -224,19 +228,27 @@ class Signals(SignalSource):
         finally:
             self.watchdog.done(name)
 
+    def _key(self, subscriber: str, query: Query) -> tuple[str, str]:
+        """What is asked: the query, and the tenant it is asked for (when tenancy is on)."""
+        return query.text, subscriber.partition("/")[0] if self.tenant_param else ""
+
     async def evaluate(self) -> None:
-        texts = {q.text for w in self._watches.values() for q in w.queries.values()}
-        for gone in set(self._answers) - texts:
+        keys = {
+            self._key(subscriber, query)
+            for subscriber, watch in self._watches.items()
+            for query in watch.queries.values()
+        }
+        for gone in set(self._answers) - keys:
             del self._answers[gone]
-        if not texts:
+        if not keys:
             return
         gate = asyncio.Semaphore(CONCURRENT_QUERIES)
 
-        async def one(text: str) -> None:
+        async def one(key: tuple[str, str]) -> None:
             async with gate:
-                self._answers[text] = await self._ask(text)
+                self._answers[key] = await self._ask(*key)
 
-        await asyncio.gather(*(one(text) for text in sorted(texts)))
+        await asyncio.gather(*(one(key) for key in sorted(keys)))
         problems = [a.problem for a in self._answers.values() if a.problem]
         if problems and not self._failing:
             log.error(
@@ -261,25 +273,28 @@ class Signals(SignalSource):
                 watch.shown = shown
                 watch.wake.set()
 
-    async def _ask(self, text: str) -> _Answer:
-        answer = await self._query(text)
+    async def _ask(self, text: str, tenant: str) -> _Answer:
+        answer = await self._query(text, tenant)
         if self.on_query is not None:
             self.on_query("error" if answer.problem else "ok")
         return answer
 
-    async def _query(self, text: str) -> _Answer:
+    async def _query(self, text: str, tenant: str) -> _Answer:
         if self.client is None or not self.url:
             return _Answer(None, "no Prometheus configured (--prometheus-url)")
         headers = {"Accept": "application/json"}
         token = read_token(self.token_file)
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        params = {"query": text}
+        if self.tenant_param and tenant:
+            params[self.tenant_param] = tenant
         try:
             async with asyncio.timeout(QUERY_TIMEOUT_SECONDS):
                 request = self.client.build_request(
                     "GET",
                     f"{self.url.rstrip('/')}/api/v1/query",
-                    params={"query": text},
+                    params=params,
                     headers=headers,
                     timeout=QUERY_TIMEOUT_SECONDS,
                 )
