@@ -33,6 +33,8 @@ class FakeCluster:
     """The route was deleted: its status cannot be written (RouteGone)."""
     calls: list[str] = field(default_factory=list)
     """Every call, by method name, in order."""
+    revision: int = 0
+    """The last resourceVersion given (a Secret added gets the next)."""
 
     def _fault(self, method: str) -> None:
         self.calls.append(method)
@@ -48,7 +50,11 @@ class FakeCluster:
             k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode()
             for k, v in data.items()
         }
-        self.objects[("Secret", namespace, name)] = {"metadata": {"name": name}, "data": encoded}
+        self.revision += 1
+        self.objects[("Secret", namespace, name)] = {
+            "metadata": {"name": name, "resourceVersion": str(self.revision)},
+            "data": encoded,
+        }
 
     def data(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
         obj = self.objects.get((kind, namespace, name))
@@ -60,6 +66,13 @@ class FakeCluster:
         if obj is None:
             return None
         return {k: base64.b64decode(v) for k, v in obj["data"].items()}
+
+    async def read_secret_revision(
+        self, namespace: str, name: str
+    ) -> tuple[dict[str, bytes] | None, str | None]:
+        data = await self.read_secret(namespace, name)
+        obj = self.objects.get(("Secret", namespace, name)) or {}
+        return data, (obj.get("metadata") or {}).get("resourceVersion")
 
     async def read_secret_object(self, namespace: str, name: str) -> dict[str, Any] | None:
         self._fault("read_secret_object")

@@ -312,3 +312,16 @@ async def test_with_tenancy_each_namespace_asks_its_own_queries() -> None:
     await signals.evaluate()
     assert sorted(asked) == [("errors", "team-a"), ("errors", "team-b")]
     assert signals.readings("team-a/chat", None)["glm"].firing
+
+
+def test_a_standby_sends_alertmanager_to_the_leader_by_a_retry() -> None:
+    received: list[Alert] = []
+    leading = [False]
+    hook = AlertWebhook(deliver=received.extend, leading=lambda: leading[0])
+    body = json.dumps(notification(alert(namespace="a", llmroute="b"))).encode()
+    status, text = hook.handle(body, "")
+    assert status == 503, text  # Alertmanager retries: through the Service, to either replica
+    assert received == []
+    leading[0] = True
+    assert hook.handle(body, "")[0] == 200
+    assert len(received) == 1

@@ -83,7 +83,9 @@ class World:
         self.signals = FakeSignals()
         self.clock = FakeClock()
         self.registry = CollectorRegistry()
-        self.secrets = SecretCache(self.cluster.read_secret)
+        self.secrets = SecretCache(
+            self.cluster.read_secret, read_revision=self.cluster.read_secret_revision
+        )
         self.controller = RouteController(
             ref=REF,
             services=Services(
@@ -227,6 +229,9 @@ async def test_an_unauthenticated_alert_only_probes_even_with_trust_signal() -> 
     await w.controller.reconcile()
     assert w.probes.reprobed == [URLS["glm"]]
     assert w.active() == "glm"
+    # Nor does it confirm anything: a soft failure counts towards the threshold as usual.
+    await w.answer("glm", S.SERVER_ERROR)
+    assert w.active() == "glm"
 
 
 async def test_a_prometheus_that_cannot_be_asked_is_reported_and_changes_nothing() -> None:
@@ -303,9 +308,14 @@ async def test_a_touched_key_secret_reprobes_its_providers_at_once() -> None:
     await w.start(body())
     await w.answer("glm", S.QUOTA_EXHAUSTED)
     assert w.active() == "qwen"
-    # A top-up: the key is the same; the Secret is touched (a new resourceVersion).
-    w.secrets.observed(NS, "keys", {n: f"sk-{n}".encode() for n in URLS}, revision="1")
-    w.secrets.observed(NS, "keys", {n: f"sk-{n}".encode() for n in URLS}, revision="2")
+    same = {n: f"sk-{n}".encode() for n in URLS}
+    # The watch shows the Secret as it was read: nothing to do.
+    w.secrets.observed(NS, "keys", same, revision="1")
+    await w.controller.reconcile()
+    assert w.probes.reprobed == []
+    # A top-up: the key is the same; the Secret is touched (`kubectl annotate`: a new
+    # resourceVersion, the first change since it was read).
+    w.secrets.observed(NS, "keys", same, revision="7")
     await w.controller.reconcile()
     assert set(w.probes.reprobed) == set(URLS.values())
 

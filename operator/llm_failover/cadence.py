@@ -18,7 +18,7 @@ from llm_failover.state import ProviderState
 
 BACKOFF_MAX_SECONDS = 300.0
 """Longest wait between probes of a provider in a hard state with no reset time (the default of
-`--probe-backoff-max-seconds`): a provider fixed without touching its Secret (a geo-block lifted,
+`--probe-backoff-max`): a provider fixed without touching its Secret (a geo-block lifted,
 a model enabled) is seen within five minutes; a new key or a top-up (a Secret change) at once."""
 RESET_MAX_SECONDS = 24 * 3600.0
 """Longest wait for a provider's own reset time: a monthly quota is looked at again daily."""

@@ -573,7 +573,8 @@ class RouteController:
                         c.http_status,
                         report.latency_milliseconds,
                         retry_at=report.retry_at,
-                        confirmed=firing is not None and firing.firing,
+                        # (an alert nobody authenticated only probes: it confirms nothing)
+                        confirmed=firing is not None and firing.firing and firing.may_eject,
                     )
             if result is not None:
                 self._unconfirmed.discard(name)  # fresh evidence about it, from this process

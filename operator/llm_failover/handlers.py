@@ -114,7 +114,9 @@ def build_registry() -> kopf.OperatorRegistry:
             total=config.probe_concurrency, per_tenant=config.probe_concurrency_per_namespace
         )
         watchdog = memo.watchdog = Watchdog()
-        memo.secrets = SecretCache(memo.kube.read_secret)
+        memo.secrets = SecretCache(
+            memo.kube.read_secret, read_revision=memo.kube.read_secret_revision
+        )
 
         def http() -> httpx.AsyncClient:
             return httpx.AsyncClient(

@@ -239,6 +239,16 @@ class KubeClient:
             return None
         return secret_bytes(obj)
 
+    async def read_secret_revision(
+        self, namespace: str, name: str
+    ) -> tuple[dict[str, bytes] | None, str | None]:
+        """`read_secret`, with the Secret's resourceVersion (None with no such Secret)."""
+        obj = await self._call(self._core.read_namespaced_secret, name, namespace)
+        if obj is None:
+            return None, None
+        revision = (obj.get("metadata") or {}).get("resourceVersion")
+        return secret_bytes(obj), revision if isinstance(revision, str) else None
+
     async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._call(self._core.read_namespaced_config_map, name, namespace)
 

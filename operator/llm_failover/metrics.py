@@ -219,12 +219,13 @@ class Metrics:
             self.signal_queries.labels(result)
         self.alerts_received = Counter(
             "llmfailover_alertmanager_notifications",
-            "Alertmanager webhook posts to /alertmanager, by result (accepted, unauthorized, "
+            "Alertmanager webhook posts to /alertmanager, by result (accepted; standby: "
+            "answered 503 for Alertmanager to retry until the leader has it; unauthorized; "
             "invalid).",
             ["result"],
             registry=self.base,
         )
-        for result in ("accepted", "unauthorized", "invalid"):
+        for result in ("accepted", "standby", "unauthorized", "invalid"):
             self.alerts_received.labels(result)
         registry.register(_Joined((self.base, self.route_series)))
         self._series: dict[tuple[str, str], _RouteSeries] = {}

@@ -14,6 +14,7 @@ import kopf
 from prometheus_client import CollectorRegistry
 
 from llm_failover.handlers import build_registry
+from llm_failover.leader import Leadership
 from llm_failover.metrics import Metrics
 from llm_failover.redact import Redactor, install_log_redaction
 from llm_failover.settings import Settings
@@ -46,7 +47,14 @@ async def serve(
     def deliver(alerts: list[Alert]) -> None:  # from a thread of the metrics server
         loop.call_soon_threadsafe(signals.alert, alerts)
 
+    memo = kopf.Memo(settings=settings, metrics=metrics, redactor=redactor, signals=signals)
+
+    def leading() -> bool:  # the startup handler puts the Leadership in the memo
+        leadership: Leadership | None = memo.get("leadership")
+        return leadership is None or leadership.leading
+
     webhook = AlertWebhook(
+        leading=leading,
         deliver=deliver,
         token_file=settings.alertmanager_token_file,
         count=lambda result: metrics.alerts_received.labels(result).inc(),
@@ -61,7 +69,7 @@ async def serve(
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-            memo=kopf.Memo(settings=settings, metrics=metrics, redactor=redactor, signals=signals),
+            memo=memo,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
         )

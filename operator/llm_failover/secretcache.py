@@ -24,11 +24,20 @@ Data = dict[str, bytes] | None
 """A Secret's data; None: there is no such Secret."""
 Key = tuple[str, str]  # (namespace, name)
 Read = Callable[[str, str], Awaitable[Data]]
+ReadRevision = Callable[[str, str], Awaitable[tuple[Data, str | None]]]
+"""A read that also gives the Secret's resourceVersion: a later touch of it is then seen."""
 
 
 class SecretCache:
-    def __init__(self, read: Read, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        read: Read,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        read_revision: ReadRevision | None = None,
+    ) -> None:
         self._read = read
+        self._read_revision = read_revision
         self._clock = clock
         self._values: dict[Key, Data] = {}  # the Secrets in use (or being read): kept current
         self._versions: dict[Key, int] = {}  # grows with every change of a value
@@ -121,8 +130,12 @@ class SecretCache:
         future: asyncio.Future[Data] = asyncio.get_running_loop().create_future()
         self._reading[key] = future
         self._seen_while_reading.discard(key)
+        revision = None
         try:
-            value = await self._read(*key)
+            if self._read_revision is not None:
+                value, revision = await self._read_revision(*key)
+            else:
+                value = await self._read(*key)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning when nobody waited
@@ -130,7 +143,7 @@ class SecretCache:
         finally:
             del self._reading[key]
         if key not in self._seen_while_reading:  # else the watch's value is newer
-            self._set(key, value)
+            self._set(key, value, revision)
         self._seen_while_reading.discard(key)
         future.set_result(value)
 

@@ -42,7 +42,8 @@ ALERT_TTL_SECONDS = 3600.0
 """How long a firing alert counts without news when it gives no end: Alertmanager sends a
 resolved notification (`send_resolved`, on by default) long before."""
 MAX_ALERT_HOURS = 24.0
-MAX_ALERTS_PER_ROUTE = 16
+MAX_ALERTS_PER_ROUTE = 17
+"""One per provider a route may have (16), and one for its active provider."""
 
 
 class Source(StrEnum):
@@ -204,7 +205,7 @@ class Signals(SignalSource):
                     if left > 0:
                         ttl = min(left, MAX_ALERT_HOURS * 3600)
                 held = sum(1 for k in self._alerts if k[:2] == key[:2])
-                if key not in self._alerts and held > MAX_ALERTS_PER_ROUTE:
+                if key not in self._alerts and held >= MAX_ALERTS_PER_ROUTE:
                     continue
                 self._alerts[key] = _Firing(now + ttl, alert.authenticated)
             watch.wake.set()
@@ -377,11 +378,15 @@ MAX_WEBHOOK_BYTES = 1024 * 1024
 class AlertWebhook:
     """`POST /alertmanager` on the metrics port, served from the metrics server's threads: the
     alerts go to `deliver` (on the operator's loop). With a token file, a notification without
-    its bearer token is refused (401); without one, alerts are taken but only ever probe."""
+    its bearer token is refused (401); without one, alerts are taken but only ever probe.
+
+    Only the leader takes them: a standby answers 503, which Alertmanager retries (through the
+    Service, to either replica) until the leader has it; a resolution reaches it the same way."""
 
     deliver: Callable[[list[Alert]], None]
     token_file: str | None = None
     count: Callable[[str], None] | None = None
+    leading: Callable[[], bool] = lambda: True
 
     def handle(self, body: bytes, authorization: str) -> tuple[int, str]:
         result, status, text = self._handle(body, authorization)
@@ -390,6 +395,8 @@ class AlertWebhook:
         return status, text
 
     def _handle(self, body: bytes, authorization: str) -> tuple[str, int, str]:
+        if not self.leading():
+            return "standby", 503, "not the leader: retry (Alertmanager does)\n"
         authenticated = False
         if self.token_file is not None:
             token = read_token(self.token_file)
