@@ -66,6 +66,7 @@ def test_the_expected_alerts_exist() -> None:
             "LLMFailoverNoLeader",
             "LLMFailoverSeveralLeaders",
             "LLMFailoverInternalErrors",
+            "LLMFailoverSignalQueriesFailing",
         ]
     )
 

@@ -73,6 +73,7 @@ def exported_labels() -> dict[str, set[str]]:
         providers=[("primary", ProviderState.HEALTHY, True)],
         active="primary",
         failed_over=False,
+        signals={"primary": True},
     )
     metrics.failed_over(
         namespace="ns",

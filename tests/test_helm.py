@@ -332,3 +332,72 @@ def test_affinity_preset_and_override() -> None:
     assert affinity({"affinity": own}) == own  # replaces the preset
     with pytest.raises(helm.errors.HelmRenderError, match="podAntiAffinityPreset"):
         render({"podAntiAffinityPreset": "hard"})
+
+
+# --- traffic signals and probe backoff (docs/signals.md) -------------------------------------------
+
+
+def test_signal_values_reach_the_deployment_as_flags_and_mounted_secrets() -> None:
+    objects = render(
+        {
+            "probeBackoffMax": 600,
+            "signals": {
+                "prometheusUrl": "http://prometheus-operated.monitoring.svc:9090",
+                "prometheusTokenSecret": {"name": "prometheus-reader", "key": "bearer"},
+                "interval": 30,
+                "alertmanagerTokenSecret": {"name": "llm-failover-alertmanager"},
+            },
+        }
+    )
+    validate(objects)
+    parsed = run_args(args_of(objects))
+    assert parsed.probe_backoff_max == 600
+    assert parsed.prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
+    assert parsed.signal_interval == 30
+    pod = deployment_of(objects)["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for name, flag, secret, key in (
+        ("prometheus-token", parsed.prometheus_token_file, "prometheus-reader", "bearer"),
+        (
+            "alertmanager-token",
+            parsed.alertmanager_token_file,
+            "llm-failover-alertmanager",
+            "token",
+        ),
+    ):
+        assert mounts[name]["readOnly"] is True
+        # The flag names the file the Secret's key is mounted as.
+        assert flag == f"{mounts[name]['mountPath']}/token"
+        assert volumes[name]["secret"]["secretName"] == secret
+        assert volumes[name]["secret"]["items"] == [{"key": key, "path": "token"}]
+    # The root filesystem stays read-only: the mounts are the only new paths.
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_a_prometheus_token_file_already_in_the_pod_mounts_nothing() -> None:
+    token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    objects = render(
+        {"signals": {"prometheusUrl": "http://thanos:9090", "prometheusTokenFile": token}}
+    )
+    parsed = run_args(args_of(objects))
+    assert parsed.prometheus_token_file == token
+    assert parsed.alertmanager_token_file is None
+    assert parsed.signal_interval == 15  # the default: no flag
+    pod = deployment_of(objects)["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+
+
+def test_signal_values_that_cannot_work_fail_the_render() -> None:
+    with pytest.raises(helm.errors.HelmRenderError, match="set one, not both"):
+        render(
+            {
+                "signals": {
+                    "prometheusUrl": "http://p:9090",
+                    "prometheusTokenFile": "/t",
+                    "prometheusTokenSecret": {"name": "s"},
+                }
+            }
+        )
+    with pytest.raises(helm.errors.HelmRenderError, match=r"needs signals\.prometheusUrl"):
+        render({"signals": {"prometheusTokenSecret": {"name": "s"}}})

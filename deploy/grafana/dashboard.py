@@ -476,6 +476,125 @@ def probe_outcomes() -> timeseries.Panel:
     return panel
 
 
+def probes_saved() -> timeseries.Panel:
+    expr = "sum by (reason) (rate(llmfailover_probes_saved_total[$__rate_interval]))"
+    panel = (
+        timeseries.Panel()
+        .title("Probes saved")
+        .description(
+            "Probes per second not sent, against a probe of every endpoint every intervalSeconds "
+            "(llmfailover_probes_saved_total), by reason: backup (a provider behind the next in "
+            "line, probed at its route's backupIntervalSeconds), backoff (a hard state without a "
+            "reset time: the wait doubles up to --probe-backoff-max), reset (the provider said "
+            "when it serves again: probed then). Summed over the replicas: each probes on its own. "
+            "Not filtered by namespace or route. docs/signals.md."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{reason}}"))
+        .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+        .fill_opacity(40)
+        .unit("ops")
+        .min(0)
+        .legend(legend_table("mean", "lastNotNull"))
+        .span(24)
+        .height(7)
+    )
+    for reason, color in (("backup", "blue"), ("backoff", "red"), ("reset", "orange")):
+        fixed = {"mode": "fixed", "fixedColor": color}
+        panel = panel.override_by_name(
+            reason, [models.DynamicConfigValue(id_val="color", value=fixed)]
+        )
+    return panel
+
+
+# --- Traffic signals -----------------------------------------------------------------------------
+
+
+def signals_firing() -> statetimeline.Panel:
+    expr = f"max by (namespace, route, provider) (llmfailover_provider_signal_firing{{{ROUTE}}})"
+    return (
+        statetimeline.Panel()
+        .title("Traffic signals firing")
+        .description(
+            "Whether each provider's traffic signal fires: its Prometheus query above the "
+            "threshold, or an Alertmanager alert naming the route "
+            "(llmfailover_provider_signal_firing). Only providers with a signal have a row: a "
+            "provider's own spec.providers[].signal, and the route's spec.signal on the active "
+            "provider. A firing signal probes the provider at once; it never switches the route "
+            "by itself (with trust: Signal it ejects the provider, reason TrafficErrors). From "
+            "the leader. docs/signals.md."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, PROVIDER_LEGEND))
+        .mappings(value_mappings({"0": ("quiet", "green"), "1": ("firing", "red")}))
+        .show_value(common.VisibilityMode.NEVER)
+        .merge_values(True)
+        .row_height(0.8)
+        .fill_opacity(80)
+        .legend(hidden_legend())
+        .span(24)
+        .height(8)
+    )
+
+
+def signal_queries_failing() -> timeseries.Panel:
+    expr = 'sum(rate(llmfailover_signal_queries_total{result="error"}[$__rate_interval]))'
+    return (
+        timeseries.Panel()
+        .title("Signal queries failing")
+        .description(
+            "Traffic-signal queries per second that Prometheus did not answer with a number "
+            '(llmfailover_signal_queries_total{result="error"}): unreachable, a timeout, a '
+            "refused or malformed query, no --prometheus-url. Summed over the replicas (each "
+            "asks every distinct query once per --signal-interval). Probes alone decide "
+            "meanwhile; the routes concerned have a SignalUnavailable Event. Alert: "
+            "LLMFailoverSignalQueriesFailing. Not filtered by namespace or route."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "failing"))
+        .color_scheme(fixed_color("red"))
+        .unit("ops")
+        .min(0)
+        .no_value("0")
+        .legend(legend_table("mean", "max"))
+        .span(12)
+        .height(7)
+    )
+
+
+def alertmanager_notifications() -> timeseries.Panel:
+    expr = "sum by (result) " + increase(
+        "llmfailover_alertmanager_notifications_total", "$__rate_interval"
+    )
+    panel = (
+        timeseries.Panel()
+        .title("Alertmanager notifications")
+        .description(
+            "Posts to POST /alertmanager on the metrics port, by result "
+            "(llmfailover_alertmanager_notifications_total): accepted, unauthorized (no or a "
+            "wrong bearer token, with --alertmanager-token-file), invalid (not an Alertmanager "
+            "notification). Summed over the replicas: a post reaches whichever replica the "
+            "Service picks. Not filtered by namespace or route."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{result}}"))
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+        .unit("short")
+        .min(0)
+        .legend(legend_table("sum"))
+        .span(12)
+        .height(7)
+    )
+    for result, color in (("accepted", "green"), ("unauthorized", "red"), ("invalid", "orange")):
+        fixed = {"mode": "fixed", "fixedColor": color}
+        panel = panel.override_by_name(
+            result, [models.DynamicConfigValue(id_val="color", value=fixed)]
+        )
+    return panel
+
+
 # --- Operator health -----------------------------------------------------------------------------
 
 
@@ -597,7 +716,9 @@ def build() -> models.Dashboard:
     dashboard = (
         builders.Dashboard("LLM failover")
         .uid("llm-failover")
-        .description("Routes, providers, failovers and probes of the llm-failover operator.")
+        .description(
+            "Routes, providers, failovers, probes and traffic signals of the llm-failover operator."
+        )
         .tags(["llm-failover", "kubernetes", "operator"])
         .refresh("30s")
         .time("now-1h", "now")
@@ -636,6 +757,11 @@ def build() -> models.Dashboard:
         .with_row(builders.Row("Probes"))
         .with_panel(probe_latency())
         .with_panel(probe_outcomes())
+        .with_panel(probes_saved())
+        .with_row(builders.Row("Traffic signals"))
+        .with_panel(signals_firing())
+        .with_panel(signal_queries_failing())
+        .with_panel(alertmanager_notifications())
         .with_row(builders.Row("Operator health"))
         .with_panel(internal_errors())
         .with_panel(loop_lag())

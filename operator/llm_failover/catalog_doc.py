@@ -114,8 +114,18 @@ answer (not 401, 402, 403, 404, 407, 408, 429 or 451) that refuses only the prob
 parameters (a 400 "Unsupported parameter: 'max_tokens'", "max_tokens value 1 is
 below minimum", "enable_thinking must be set to false for non-streaming calls", a reasoning model's
 "Could not finish the message because max_tokens… was reached") comes after the key and the model
-were accepted: it counts as `Healthy`, with a message saying the catalog's probe needs fixing. Any
+were accepted: it counts as `Healthy`, with a message saying how the probe should ask. Any
 code or phrase above that names a real failure (a key, a balance, a model, a region) wins over it.
+
+A provider of a route can say it itself, over its preset's table, in
+`spec.providers[].probe.chat` (`tokenField`, `tokens`, `thinking`, `reasoningEffort`: the same
+values), e.g. for a model the presets do not know:
+
+```yaml
+probe:
+  method: Chat
+  chat: {{tokenField: max_completion_tokens, tokens: 16}}
+```
 """
 
 
