@@ -35,13 +35,16 @@ e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e tests/e2e -v
 
 # Figures, not tests (bench/*.py print numbers): what hostile providers cost the operator, how
-# its cost grows with routes (SCALE_ARGS="--routes 100,1000 --cluster embedded --rest 60"), and
+# its cost grows with routes (SCALE_ARGS="--routes 100,1000 --cluster embedded --rest 60"),
 # how long a standby takes over a pending failover when the leader dies
-# (TAKEOVER_ARGS="--runs 3 --cluster embedded").
+# (TAKEOVER_ARGS="--runs 3 --cluster embedded"), and what traffic signals and adaptive probes buy:
+# time to failover with and without a signal, probes saved (SIGNALS_ARGS="--runs 3 --routes 50";
+# its Prometheus variant needs `prometheus` on PATH, as .ci/run installs it).
 bench: $(STAMP)
 	$(BIN)/python bench/hostile.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 	$(BIN)/python bench/takeover.py $(TAKEOVER_ARGS)
+	$(BIN)/python bench/signals.py $(SIGNALS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests deploy examples bench

@@ -95,12 +95,10 @@ class Alert:
 class SignalSource:
     """What the route controller needs (the operator has one `Signals`; tests, this)."""
 
-    def watch(
-        self, subscriber: str, queries: Mapping[str, Query], wake: Wake
-    ) -> None:  # pragma: no cover - the protocol's default: no signal
+    def watch(self, subscriber: str, queries: Mapping[str, Query], wake: Wake) -> None:
         return None
 
-    def unwatch(self, subscriber: str) -> None:  # pragma: no cover
+    def unwatch(self, subscriber: str) -> None:
         return None
 
     def readings(self, subscriber: str, active: str | None) -> dict[str, Reading]:
@@ -136,11 +134,11 @@ class Signals(SignalSource):
     interval_seconds: float = 15.0
     on_query: Callable[[str], None] | None = None  # told "ok" or "error" per query
     watchdog: Watchdog = field(default_factory=Watchdog)
-    _watches: dict[str, _Watch] = field(default_factory=dict)
     tenant_param: str | None = None
     """A query parameter carrying the route's namespace with each query (`namespace` for
     prom-label-proxy, or the tenancy port of OpenShift's Thanos querier): each tenant's queries
     then see that tenant's series only."""
+    _watches: dict[str, _Watch] = field(default_factory=dict)
     _answers: dict[tuple[str, str], _Answer] = field(default_factory=dict)
     _alerts: dict[tuple[str, str, str], _Firing] = field(default_factory=dict)
     _failing: bool = False

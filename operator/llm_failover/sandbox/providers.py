@@ -38,6 +38,7 @@ class Behaviour(StrEnum):
     QUOTA_EXHAUSTED = "quota-exhausted"
     RATE_LIMITED = "rate-limited"
     SERVER_ERROR = "server-error"
+    INTERNAL_ERROR = "internal-error"  # HTTP 500 (SERVER_ERROR is OpenAI's 503)
     SLOW = "slow"
     RESET = "reset"
 
@@ -93,6 +94,16 @@ _ANSWERS: dict[str, dict[Behaviour, tuple[int, dict[str, Any]]]] = {
             {
                 "error": {
                     "message": "The server is overloaded or not ready yet.",
+                    "type": "server_error",
+                }
+            },
+        ),
+        Behaviour.INTERNAL_ERROR: (
+            500,
+            {
+                "error": {
+                    "message": "The server had an error while processing your request. "
+                    "Sorry about that!",
                     "type": "server_error",
                 }
             },
@@ -180,6 +191,8 @@ class StandInProvider:
     api_key: str | None = None
     """When set, a request without `Authorization: Bearer <api_key>` gets a 401."""
     slow_seconds: float = 30.0
+    retry_after: str | None = None
+    """When set, the `Retry-After` header of its 429 and 503 answers (e.g. "30": seconds)."""
     host: str = "127.0.0.1"
     port: int = 0
     """0: any free port. The CLI below binds 0.0.0.0 and fixed ports, to serve inside a cluster."""
@@ -278,7 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
         if provider.api_key is not None and authorization != f"Bearer {provider.api_key}":
             behaviour = Behaviour.UNAUTHORIZED
         if behaviour is not Behaviour.HEALTHY:
-            self._json(*provider.answer(behaviour))
+            status, payload = provider.answer(behaviour)
+            retry = provider.retry_after if status in (429, 503) else None
+            self._json(status, payload, {"Retry-After": retry} if retry is not None else {})
         elif self.command == "GET" and path == f"{provider.prefix}/models":
             self._json(
                 200,
@@ -311,9 +326,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.provider.set(behaviour)
         self._json(200, {"provider": self.provider.name, "behaviour": behaviour.value})
 
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
+    def _json(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
