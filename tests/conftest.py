@@ -241,6 +241,27 @@ def emulated_cluster() -> Iterator[EmulatedCluster]:
         yield emulated
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the control plane before the first test when a selected test needs it: on a fresh
+    machine the build (Go modules downloaded and compiled) takes several minutes, far more than
+    one test's timeout, which would otherwise interrupt it in the fixture. A failure is left to
+    the fixture to report, on the tests that need it."""
+    if session.config.option.collectonly or shutil.which("go") is None:
+        return
+    if not any(map(_needs_control_plane, session.items)):
+        return
+    with contextlib.suppress(ControlPlaneError):
+        build(Progress())
+
+
+def _needs_control_plane(item: pytest.Item) -> bool:
+    if {"control_plane", "real_cluster"} & set(getattr(item, "fixturenames", ())):
+        return True
+    # Tests that pick their cluster by a parameter ("cluster", "where": "real") ask for it late.
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "real" in callspec.params.values()
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     """etcd, kube-apiserver and kube-controller-manager from the Kubernetes Go modules.

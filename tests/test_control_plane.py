@@ -156,6 +156,8 @@ def place(path: str, value: Any) -> tuple[str, dict[str, Any]]:
         spec["providers"] = [value]
     elif path == "spec.target.restart":
         spec["target"]["restart"] = value
+    elif path == "spec.healthCheck":
+        spec["healthCheck"] = value
     else:
         raise AssertionError(f"no placement for {path}")
     return "chat", spec

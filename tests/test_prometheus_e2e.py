@@ -101,7 +101,14 @@ def test_dashboard_and_rules_against_a_real_prometheus(
     # The story: openai geo-blocked, qwen overloaded, glm carries the route, then all recover.
     env.llm_route(
         "chat",
-        three_providers(stand_ins, env, healthCheck={"failureThreshold": 2, "successThreshold": 2}),
+        three_providers(
+            stand_ins,
+            env,
+            healthCheck={"failureThreshold": 2, "successThreshold": 2},
+            # A traffic signal this operator cannot ask (it has no --prometheus-url): shown as
+            # not firing (and unavailable), never a reason to fail over.
+            signal={"prometheus": {"query": "vector(0)", "threshold": 1}},
+        ),
     )
 
     def data() -> str | None:
@@ -117,12 +124,14 @@ def test_dashboard_and_rules_against_a_real_prometheus(
     wait_for(lambda: data() == "openai", what="failback to openai")
 
     ns = env.namespace
-    # Prometheus has seen the whole story once the failback is scraped.
+    # Prometheus has seen the whole story once the failback to openai is scraped (qwen may be
+    # trusted again first: openai's GeoBlocked probes back off, so glm → qwen → openai).
     wait_for(
         lambda: prometheus.has_data(
-            f'llmfailover_failovers_total{{namespace="{ns}",reason="Failback"}}'
+            f'llmfailover_route_active_provider{{namespace="{ns}",route="chat",'
+            'provider="openai"} == 1'
         ),
-        what="the failback scraped",
+        what="the failback to openai scraped",
     )
     assert (
         prometheus.query(

@@ -325,3 +325,30 @@ def test_a_standby_sends_alertmanager_to_the_leader_by_a_retry() -> None:
     leading[0] = True
     assert hook.handle(body, "")[0] == 200
     assert len(received) == 1
+
+
+async def test_a_new_query_is_asked_at_once_not_at_the_next_interval() -> None:
+    asked: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params["query"])
+        return httpx.Response(200, content=vector("1"))
+
+    signals = Signals(
+        client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+        url="http://p.test",
+        interval_seconds=3600,
+    )
+    task = asyncio.create_task(signals.run())
+    await asyncio.sleep(0.05)  # the first round: nothing to ask
+    wake = Wake()
+    signals.watch("ns/r", {"glm": Query("errors", 0.5)}, wake)
+    for _ in range(100):
+        if asked:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert asked == ["errors"]
+    assert wake.count == 1  # the route hears of it

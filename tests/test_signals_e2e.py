@@ -204,8 +204,9 @@ def test_traffic_fails_a_route_over_long_before_its_probes_would(
     took = time.monotonic() - started
     assert took < 25, took
     assert "SignalFiring" in env.event_reasons()
-    status = env.status("chat")
-    assert status["lastFailover"]["reason"] == "ServerError"
+    # The status follows the ConfigMap (written after it).
+    wait_for(lambda: "lastFailover" in env.status("chat"), what="the failover in the status")
+    assert env.status("chat")["lastFailover"]["reason"] == "ServerError"
     openai = env.provider_status("chat", "openai")
     assert openai["ejected"] is True
     assert openai["consecutiveFailures"] < 3, "one confirming probe, not the threshold"

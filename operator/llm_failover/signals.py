@@ -16,6 +16,7 @@ problem or not), not when a value moves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -142,10 +143,13 @@ class Signals(SignalSource):
     _answers: dict[tuple[str, str], _Answer] = field(default_factory=dict)
     _alerts: dict[tuple[str, str, str], _Firing] = field(default_factory=dict)
     _failing: bool = False
+    _new: asyncio.Event = field(default_factory=asyncio.Event)  # a query not asked yet
 
     def watch(self, subscriber: str, queries: Mapping[str, Query], wake: Wake) -> None:
         old = self._watches.get(subscriber)
         self._watches[subscriber] = _Watch(dict(queries), wake, old.shown if old else frozenset())
+        if any(self._key(subscriber, query) not in self._answers for query in queries.values()):
+            self._new.set()  # asked at once, not at the next interval
 
     def unwatch(self, subscriber: str) -> None:
         self._watches.pop(subscriber, None)
@@ -215,23 +219,33 @@ class Signals(SignalSource):
         name = "traffic signals"
         try:
             while True:
-                started = time.monotonic()
-                # Each batch of CONCURRENT_QUERIES queries ends within its timeout.
-                batches = 1 + len(self._watches) // CONCURRENT_QUERIES
-                self.watchdog.expect(name, batches * QUERY_TIMEOUT_SECONDS + 30)
-                await self.evaluate()
-                self._wake_changed()
-                self.watchdog.expect(name, self.interval_seconds + 30)
-                elapsed = time.monotonic() - started
-                await asyncio.sleep(max(0.0, self.interval_seconds - elapsed))
+                due = time.monotonic() + self.interval_seconds
+                await self._evaluate_watched(name, new_only=False)
+                # Queries a route adds meanwhile are asked at once; all of them again when due.
+                while (left := due - time.monotonic()) > 0:
+                    self.watchdog.expect(name, left + 30)
+                    self._new.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(left):
+                            await self._new.wait()
+                    if self._new.is_set():
+                        await self._evaluate_watched(name, new_only=True)
         finally:
             self.watchdog.done(name)
+
+    async def _evaluate_watched(self, name: str, *, new_only: bool) -> None:
+        # Each batch of CONCURRENT_QUERIES queries ends within its timeout.
+        batches = 1 + len(self._watches) // CONCURRENT_QUERIES
+        self.watchdog.expect(name, batches * QUERY_TIMEOUT_SECONDS + 30)
+        await self.evaluate(new_only=new_only)
+        self._wake_changed()
 
     def _key(self, subscriber: str, query: Query) -> tuple[str, str]:
         """What is asked: the query, and the tenant it is asked for (when tenancy is on)."""
         return query.text, subscriber.partition("/")[0] if self.tenant_param else ""
 
-    async def evaluate(self) -> None:
+    async def evaluate(self, *, new_only: bool = False) -> None:
+        """Ask every distinct query (`new_only`: those not asked yet)."""
         keys = {
             self._key(subscriber, query)
             for subscriber, watch in self._watches.items()
@@ -239,6 +253,8 @@ class Signals(SignalSource):
         }
         for gone in set(self._answers) - keys:
             del self._answers[gone]
+        if new_only:
+            keys -= set(self._answers)
         if not keys:
             return
         gate = asyncio.Semaphore(CONCURRENT_QUERIES)
