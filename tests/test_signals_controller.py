@@ -330,3 +330,15 @@ async def test_a_signal_that_does_not_fire_neither_probes_nor_announces(
     await w.step()
     assert w.probes.reprobed == []
     assert not {"SignalFiring", "SignalUnavailable"} & set(w.reasons())
+
+
+async def test_an_infinite_value_fires_and_the_status_stays_valid_json() -> None:
+    import json
+    import math
+
+    w = World()
+    await w.start(body(signal={"prometheus": {"query": QUERY, "threshold": 0.2}}))
+    w.signals.now = {"glm": Reading(True, Source.PROMETHEUS, math.inf, 0.2)}
+    await w.step()
+    assert w.entry("glm")["signal"] == {"firing": True, "source": "Prometheus", "threshold": 0.2}
+    json.dumps(w.cluster.status, allow_nan=False)  # what the API server accepts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,7 +123,7 @@ def provider_entries(
 def signal_entry(reading: Reading) -> dict[str, Any]:
     """What a provider's traffic signal says, in its status entry."""
     entry: dict[str, Any] = {"firing": reading.firing, "source": reading.source.value}
-    if reading.value is not None:
+    if reading.value is not None and math.isfinite(reading.value):  # JSON has no Infinity
         entry["value"] = reading.value
     if reading.threshold is not None:
         entry["threshold"] = reading.threshold
