@@ -352,3 +352,23 @@ async def test_a_new_query_is_asked_at_once_not_at_the_next_interval() -> None:
         await task
     assert asked == ["errors"]
     assert wake.count == 1  # the route hears of it
+
+
+async def test_a_lapsed_alert_wakes_its_route_and_a_route_keeps_a_bounded_number() -> None:
+    signals = Signals()
+    wake = Wake()
+    signals.watch("shop/chat", {}, wake)
+    soon = datetime.now(UTC) + timedelta(seconds=0.05)
+    signals.alert([Alert("shop", "chat", "glm", True, soon, authenticated=True)])
+    assert "glm" in signals.readings("shop/chat", None)
+    await asyncio.sleep(0.1)
+    woken = wake.count
+    signals._wake_changed()
+    assert wake.count == woken + 1
+    assert signals.readings("shop/chat", None) == {}
+    # Posts naming many providers (or routes this operator does not manage) cannot grow it.
+    flood = [Alert("shop", "chat", f"p{i}", True, None, authenticated=False) for i in range(100)]
+    flood += [Alert("shop", f"r{i}", "", True, None, authenticated=False) for i in range(100)]
+    signals.alert(flood)
+    assert len(signals.readings("shop/chat", None)) == 17
+    assert list(signals._alerts) == ["shop/chat"]

@@ -141,7 +141,7 @@ class Signals(SignalSource):
     then see that tenant's series only."""
     _watches: dict[str, _Watch] = field(default_factory=dict)
     _answers: dict[tuple[str, str], _Answer] = field(default_factory=dict)
-    _alerts: dict[tuple[str, str, str], _Firing] = field(default_factory=dict)
+    _alerts: dict[str, dict[str, _Firing]] = field(default_factory=dict)  # route → provider
     _failing: bool = False
     _new: asyncio.Event = field(default_factory=asyncio.Event)  # a query not asked yet
 
@@ -153,9 +153,7 @@ class Signals(SignalSource):
 
     def unwatch(self, subscriber: str) -> None:
         self._watches.pop(subscriber, None)
-        namespace, _, route = subscriber.partition("/")
-        for key in [k for k in self._alerts if k[:2] == (namespace, route)]:
-            del self._alerts[key]
+        self._alerts.pop(subscriber, None)
 
     def readings(self, subscriber: str, active: str | None) -> dict[str, Reading]:
         """Per provider of the route: what its query says, and whether an alert fires for it."""
@@ -172,16 +170,10 @@ class Signals(SignalSource):
                 continue
             firing = answer.value is not None and answer.value > query.threshold
             found[provider] = Reading(firing, Source.PROMETHEUS, answer.value, query.threshold)
-        namespace, _, route = subscriber.partition("/")
         now = time.monotonic()
-        for (alert_ns, alert_route, provider), alert in list(self._alerts.items()):
-            if (alert_ns, alert_route) != (namespace, route):
-                continue
-            if alert.until <= now:
-                del self._alerts[(alert_ns, alert_route, provider)]
-                continue
+        for provider, alert in self._alerts.get(subscriber, {}).items():
             name = provider or active
-            if name is not None:
+            if name is not None and alert.until > now:
                 found[name] = Reading(True, Source.ALERTMANAGER, may_eject=alert.authenticated)
         return found
 
@@ -193,23 +185,24 @@ class Signals(SignalSource):
         now = time.monotonic()
         named: set[str] = set()
         for alert in alerts:
-            key = (alert.namespace, alert.route, alert.provider)
             subscriber = f"{alert.namespace}/{alert.route}"
             watch = self._watches.get(subscriber)
             if watch is None:
                 continue
+            held = self._alerts.setdefault(subscriber, {})
             if not alert.firing:
-                self._alerts.pop(key, None)
+                held.pop(alert.provider, None)
             else:
                 ttl = ALERT_TTL_SECONDS
                 if alert.ends_at is not None:
                     left = (alert.ends_at - datetime.now(UTC)).total_seconds()
                     if left > 0:
                         ttl = min(left, MAX_ALERT_HOURS * 3600)
-                held = sum(1 for k in self._alerts if k[:2] == key[:2])
-                if key not in self._alerts and held >= MAX_ALERTS_PER_ROUTE:
+                if alert.provider not in held and len(held) >= MAX_ALERTS_PER_ROUTE:
                     continue
-                self._alerts[key] = _Firing(now + ttl, alert.authenticated)
+                held[alert.provider] = _Firing(now + ttl, alert.authenticated)
+            if not held:
+                del self._alerts[subscriber]
             watch.wake.set()
             named.add(subscriber)
         return named
@@ -276,6 +269,16 @@ class Signals(SignalSource):
         self._failing = bool(problems)
 
     def _wake_changed(self) -> None:
+        now = time.monotonic()
+        for subscriber, held in list(self._alerts.items()):  # alerts that lapsed: no news
+            lapsed = [provider for provider, alert in held.items() if alert.until <= now]
+            for provider in lapsed:
+                del held[provider]
+            if not held:
+                del self._alerts[subscriber]
+            watch = self._watches.get(subscriber)
+            if lapsed and watch is not None:
+                watch.wake.set()
         for subscriber, watch in self._watches.items():
             if not watch.queries:
                 continue
