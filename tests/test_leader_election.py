@@ -269,6 +269,12 @@ def test_only_the_leader_writes(pair: Pair, stand_ins: Providers) -> None:
     if isinstance(pair.env.cluster, RealCluster):
         assert audited_writes_by(pair.env.cluster, identity(pair.second), 0) == []
         assert audited_writes_by(pair.env.cluster, identity(pair.first), 0) != []
+    # Alertmanager's posts are the leader's to take: the standby answers 503, which
+    # Alertmanager retries (through the Service, to either replica) until the leader has it.
+    notification = {"version": "4", "status": "firing", "alerts": []}
+    for process, status in ((pair.second, 503), (pair.first, 200)):
+        url = f"http://127.0.0.1:{process.metrics_port}/alertmanager"
+        assert httpx.post(url, json=notification, timeout=10).status_code == status
 
 
 def test_sigkill_of_the_leader_while_a_provider_is_geo_blocked(
