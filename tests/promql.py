@@ -15,11 +15,21 @@ than reaching Prometheus as a parse error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import httpx
+import yaml
+
+PROMETHEUS = shutil.which("prometheus")
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "llm-failover.json"
 
@@ -82,3 +92,50 @@ def raw_queries(dashboard: Mapping[str, Any] | None = None) -> list[PanelQuery]:
 def dashboard_queries(dashboard: Mapping[str, Any] | None = None) -> list[PanelQuery]:
     """Every (panel title, expr) of the dashboard, ready for Prometheus' /api/v1/query."""
     return [PanelQuery(title, substitute(expr)) for title, expr in raw_queries(dashboard)]
+
+
+@contextlib.contextmanager
+def running_prometheus(
+    home: Path, scrape_configs: Sequence[Mapping[str, Any]], *, rule_files: Sequence[str] = ()
+) -> Iterator[str]:
+    """A real Prometheus on loopback scraping every second (its URL), stopped afterwards; its
+    log is `home/prometheus.log`."""
+    assert PROMETHEUS is not None, "prometheus not installed: apt-get install prometheus"
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": list(rule_files),
+        "scrape_configs": list(scrape_configs),
+    }
+    (home / "prometheus.yml").write_text(yaml.safe_dump(config))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with (home / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={home / 'prometheus.yml'}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not _ready(url):
+            assert time.monotonic() < deadline, f"Prometheus not ready within 30 s: {home}"
+            assert process.poll() is None, f"Prometheus exited: {home / 'prometheus.log'}"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

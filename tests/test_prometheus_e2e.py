@@ -3,8 +3,6 @@ expression is then evaluated through Prometheus's HTTP API."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,12 +10,11 @@ import httpx
 import pytest
 import yaml
 
-from conftest import ROOT, Env, OperatorProcess, free_port, three_providers, wait_for
+from conftest import ROOT, Env, OperatorProcess, three_providers, wait_for
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
-from promql import dashboard_queries
+from promql import PROMETHEUS, dashboard_queries, running_prometheus
 
 RULES = ROOT / "deploy" / "prometheus" / "llm-failover-rules.yaml"
-PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus not installed: apt-get install prometheus (.ci/run does)"
 )
@@ -40,50 +37,19 @@ class Prometheus:
 def prometheus(
     operator: OperatorProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:
-    assert PROMETHEUS is not None
-    home = tmp_path_factory.mktemp("prometheus")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [
-            {
-                "job_name": "llm-failover",
-                "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}],
-            }
-        ],
+    scrape = {
+        "job_name": "llm-failover",
+        "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}],
     }
-    (home / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    with (home / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={home / 'prometheus.yml'}",
-                f"--storage.tsdb.path={home / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Prometheus(f"http://127.0.0.1:{port}")
-    try:
-        wait_for(lambda: _ready(server.url), what="Prometheus ready", timeout=30)
+    home = tmp_path_factory.mktemp("prometheus")
+    with running_prometheus(home, [scrape], rule_files=[str(RULES)]) as url:
+        server = Prometheus(url)
         wait_for(
             lambda: server.has_data('up{job="llm-failover"} == 1'),
             what="the operator scraped",
             timeout=30,
         )
         yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def rule_expressions() -> list[tuple[str, str]]:

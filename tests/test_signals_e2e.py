@@ -5,8 +5,6 @@ notification posted to the operator probes a provider at once."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,19 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from conftest import (
     Env,
     OperatorProcess,
-    free_port,
     shared_operator_stopped,
     three_providers,
     wait_for,
 )
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
+from promql import PROMETHEUS, running_prometheus
 
-PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus not installed: apt-get install prometheus (.ci/run does)"
 )
@@ -115,42 +111,20 @@ def app() -> Iterator[App]:
 
 @pytest.fixture(scope="module")
 def prometheus_url(app: App, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    assert PROMETHEUS is not None
     home = tmp_path_factory.mktemp("prometheus-signals")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "app", "static_configs": [{"targets": [f"127.0.0.1:{app.port}"]}]}
-        ],
-    }
-    (home / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    with (home / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={home / 'prometheus.yml'}",
-                f"--storage.tsdb.path={home / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    scrape = {"job_name": "app", "static_configs": [{"targets": [f"127.0.0.1:{app.port}"]}]}
+    with running_prometheus(home, [scrape]) as url:
 
-    def scraped() -> bool:
-        try:
-            answer = httpx.get(f"{url}/api/v1/query", params={"query": 'up{job="app"}'}, timeout=2)
-            return bool(answer.json()["data"]["result"])
-        except (httpx.HTTPError, ValueError, KeyError):
-            return False
+        def scraped() -> bool:
+            query = {"query": 'up{job="app"}'}
+            try:
+                answer = httpx.get(f"{url}/api/v1/query", params=query, timeout=2)
+                return bool(answer.json()["data"]["result"])
+            except (httpx.HTTPError, ValueError, KeyError):
+                return False
 
-    try:
         wait_for(scraped, what="Prometheus scraping the app", timeout=30)
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol, Self, TypeVar
 
 from grafana_foundation_sdk.builders import (
     bargauge,
@@ -468,12 +470,7 @@ def probe_outcomes() -> timeseries.Panel:
         .span(12)
         .height(9)
     )
-    for state in ProviderState:
-        color = {"mode": "fixed", "fixedColor": state_color(state)}
-        panel = panel.override_by_name(
-            state.value, [models.DynamicConfigValue(id_val="color", value=color)]
-        )
-    return panel
+    return series_colors(panel, {state.value: state_color(state) for state in ProviderState})
 
 
 def probes_saved() -> timeseries.Panel:
@@ -499,12 +496,7 @@ def probes_saved() -> timeseries.Panel:
         .span(24)
         .height(7)
     )
-    for reason, color in (("backup", "blue"), ("backoff", "red"), ("reset", "orange")):
-        fixed = {"mode": "fixed", "fixedColor": color}
-        panel = panel.override_by_name(
-            reason, [models.DynamicConfigValue(id_val="color", value=fixed)]
-        )
-    return panel
+    return series_colors(panel, {"backup": "blue", "backoff": "red", "reset": "orange"})
 
 
 # --- Traffic signals -----------------------------------------------------------------------------
@@ -571,8 +563,9 @@ def alertmanager_notifications() -> timeseries.Panel:
         .title("Alertmanager notifications")
         .description(
             "Posts to POST /alertmanager on the metrics port, by result "
-            "(llmfailover_alertmanager_notifications_total): accepted, unauthorized (no or a "
-            "wrong bearer token, with --alertmanager-token-file), invalid (not an Alertmanager "
+            "(llmfailover_alertmanager_notifications_total): accepted (by the leader), standby "
+            "(503: Alertmanager retries until the leader has it), unauthorized (no or a wrong "
+            "bearer token, with --alertmanager-token-file), invalid (not an Alertmanager "
             "notification). Summed over the replicas: a post reaches whichever replica the "
             "Service picks. Not filtered by namespace or route."
         )
@@ -587,12 +580,8 @@ def alertmanager_notifications() -> timeseries.Panel:
         .span(12)
         .height(7)
     )
-    for result, color in (("accepted", "green"), ("unauthorized", "red"), ("invalid", "orange")):
-        fixed = {"mode": "fixed", "fixedColor": color}
-        panel = panel.override_by_name(
-            result, [models.DynamicConfigValue(id_val="color", value=fixed)]
-        )
-    return panel
+    colors = {"accepted": "green", "standby": "blue", "unauthorized": "red", "invalid": "orange"}
+    return series_colors(panel, colors)
 
 
 # --- Operator health -----------------------------------------------------------------------------
@@ -686,10 +675,22 @@ def leader_changes() -> bargauge.Panel:
         .span(12)
         .height(7)
     )
-    for change, color in (("acquired", "green"), ("lost", "red"), ("released", "blue")):
+    return series_colors(panel, {"acquired": "green", "lost": "red", "released": "blue"})
+
+
+class _Overridable(Protocol):
+    def override_by_name(self, name: str, properties: list[models.DynamicConfigValue]) -> Self: ...
+
+
+Colored = TypeVar("Colored", bound=_Overridable)
+
+
+def series_colors(panel: Colored, colors: Mapping[str, str]) -> Colored:
+    """A fixed colour for each series of these names (a legend value)."""
+    for name, color in colors.items():
         fixed = {"mode": "fixed", "fixedColor": color}
         panel = panel.override_by_name(
-            change, [models.DynamicConfigValue(id_val="color", value=fixed)]
+            name, [models.DynamicConfigValue(id_val="color", value=fixed)]
         )
     return panel
 

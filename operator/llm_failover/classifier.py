@@ -120,7 +120,7 @@ def _answer(
 ) -> Classification:
     status = outcome.status
     text = outcome.body.decode("utf-8", errors="replace")
-    document = _json(text)
+    document = json_document(text)
     if (
         document is None
         and outcome.truncated
@@ -212,7 +212,7 @@ def _transport(failure: TransportFailure, redact: Redact) -> Classification:
     )
 
 
-def _json(text: str) -> Any:
+def json_document(text: str) -> Any:
     """The JSON document in `text`, or None. Depth is bounded by the interpreter's recursion
     limit (a RecursionError, caught), size by the prober's read cap."""
     stripped = text.strip()
@@ -303,7 +303,7 @@ def _error_nodes(node: Any, *, depth: int) -> Iterator[dict[str, Any]]:
             error.get("message"),
         ):
             if isinstance(raw, str):
-                inner = _json(raw)
+                inner = json_document(raw)
                 if inner is not None:
                     yield from _error_nodes(inner, depth=depth + 1)
         yield error

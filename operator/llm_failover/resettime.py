@@ -14,13 +14,14 @@ followed by bounded quantifiers), and the answer is always within `(now, now + M
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from llm_failover.classifier import json_document
 
 MAX_RESET = timedelta(hours=24)
 """The furthest a reset time is believed: a later one (a weekly or monthly quota, a garbage date)
@@ -171,7 +172,7 @@ def _statement(
     if not isinstance(body, str) or not body:
         return None
     text = body[:BODY_LIMIT]
-    document = _json(text)
+    document = json_document(text)
     if status < 400 and not _is_error(document):
         return None
     if document is not None:
@@ -271,16 +272,6 @@ def _reset_value(value: str | None, now: datetime) -> float | None:
 # --- the body ------------------------------------------------------------------------------------
 
 
-def _json(text: str) -> Any:
-    stripped = text.strip()
-    if not stripped or stripped[0] not in "{[":
-        return None
-    try:
-        return json.loads(stripped)
-    except (ValueError, RecursionError):
-        return None
-
-
 def _is_error(document: Any) -> bool:
     """Whether a 2xx/3xx answer's JSON is an error (MiniMax answers 200 with `base_resp`)."""
     if not isinstance(document, dict):
@@ -309,7 +300,9 @@ def _walk(document: Any, strings: list[str]) -> Iterator[dict[str, Any]]:
         elif isinstance(node, str) and length < BODY_LIMIT:
             text = node[:_TEXT_LIMIT]
             inner = (
-                _json(text) if nested < _NESTED_LIMIT and text.lstrip()[:1] in ("{", "[") else None
+                json_document(text)
+                if nested < _NESTED_LIMIT and text.lstrip()[:1] in ("{", "[")
+                else None
             )
             if inner is not None:
                 nested += 1
