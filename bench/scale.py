@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -354,12 +354,13 @@ def route(i: int, stand_ins: list[StandInProvider], interval: int) -> dict[str, 
     }
 
 
-def wait(check: Any, timeout: float, what: str) -> float:
+def wait(check: Callable[[], object], timeout: float, what: str, step: float = 0.2) -> float:
+    """Until `check()` is true; seconds waited. SystemExit after `timeout`."""
     began = time.monotonic()
     while not check():
         if time.monotonic() - began > timeout:
             raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
+        time.sleep(step)
     return time.monotonic() - began
 
 
@@ -426,7 +427,7 @@ def one_run(
             list(pool.map(create_route, range(routes)))
 
         operator = Operator(cluster.kubeconfig, tmp / f"operator-{routes}.log")
-        wait(lambda: len(cluster.config_maps()) >= routes, 600, "every ConfigMap")
+        wait(lambda: len(cluster.config_maps()) >= routes, 600, "every ConfigMap", step=0.5)
         figures["converged_s"] = time.monotonic() - operator.started
         time.sleep(2 * interval)  # backups' first probes land; route.json settles
 
@@ -502,7 +503,12 @@ def one_run(
         switch_cpu = operator.cpu_seconds(), cluster.cpu_seconds()
         blocked_at = time.time()
         stand_ins[0].set(Behaviour.GEO_BLOCKED)
-        wait(lambda: len(switched) == len(affected), 300, "every affected ConfigMap switched")
+        wait(
+            lambda: len(switched) == len(affected),
+            300,
+            "every affected ConfigMap switched",
+            step=0.5,
+        )
         watcher.join(timeout=5)
         # The statuses and Events of the switches follow the ConfigMaps: wait until the
         # operator's API calls stop (2 s without one, at most 120 s; the Lease renewals, one

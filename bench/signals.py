@@ -59,7 +59,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,6 +76,7 @@ from scale import (
     Operator,
     free_port,
     pinned,
+    wait,
 )
 
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
@@ -100,16 +100,6 @@ CATEGORY_NAMES = {
     "401": "3rd & 4th, 401 (hard: backoff)",
     "429": "3rd & 4th, 429 + Retry-After: 30 (reset time)",
 }
-
-
-def wait(check: Callable[[], object], timeout: float, what: str, step: float = 0.2) -> float:
-    """Until `check()` is true; seconds waited. SystemExit after `timeout`."""
-    began = time.monotonic()
-    while not check():
-        if time.monotonic() - began > timeout:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - began
 
 
 def series(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:

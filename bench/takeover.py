@@ -45,7 +45,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +61,7 @@ from scale import (
     Cluster,
     Operator,
     RealControlPlane,
+    wait,
     watch_switches,
 )
 
@@ -77,16 +77,6 @@ POLL_SECONDS = 0.05
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 NOTABLE = re.compile(r"traceback|error|exception|lost the leadership|could not|\bfailed\b", re.I)
 """Lines of a replica's log worth reading (the log has no levels: kopf's plain format)."""
-
-
-def wait(check: Callable[[], object], timeout: float, what: str, step: float = 0.2) -> float:
-    """Until `check()` is true; seconds waited. SystemExit after `timeout`."""
-    began = time.monotonic()
-    while not check():
-        if time.monotonic() - began > timeout:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - began
 
 
 # --- the replicas -------------------------------------------------------------------------------
