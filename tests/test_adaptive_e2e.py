@@ -24,6 +24,8 @@ def test_a_reset_time_holds_a_provider_out_and_probes_resume_then(
     openai.retry_after = "3600"
     openai.set(Behaviour.RATE_LIMITED)  # a 429 saying: come back in an hour
     wait_for(lambda: env.data("chat-llm").get("LLM_PROVIDER") == "qwen", what="qwen", timeout=10)
+    # The status follows the ConfigMap (written after it).
+    wait_for(lambda: "retryAfter" in env.provider_status("chat", "openai"), what="retryAfter")
     entry = env.provider_status("chat", "openai")
     assert entry["state"] == "RateLimited"
     assert entry["ejected"] is True

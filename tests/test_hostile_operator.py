@@ -413,6 +413,11 @@ def test_a_flapping_backup_does_not_rewrite_the_configmap(env: Env, stand_ins: P
     rewrote every ConfigMap that listed it."""
     env.llm_route("chat", three_providers(stand_ins, env, healthCheck={"failureThreshold": 3}))
     routed_to(env, "openai")
+    # Every provider eligible, as route.json says (the status is written after the ConfigMap).
+    wait_for(
+        lambda: all(p.get("eligible") for p in env.status("chat").get("providers", [])),
+        what="every provider eligible",
+    )
     writes = len(config_map_writes(env))
     for _ in range(4):
         stand_ins["glm"].set(Behaviour.SERVER_ERROR)
