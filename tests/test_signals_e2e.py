@@ -216,4 +216,9 @@ def test_traffic_fails_a_route_over_long_before_its_probes_would(
         what="the failover on the alert",
         timeout=10,
     )
-    assert env.provider_status("chat", "qwen")["signal"]["source"] == "Alertmanager"
+    wait_for(  # the status follows the ConfigMap
+        lambda: (
+            env.provider_status("chat", "qwen").get("signal", {}).get("source") == "Alertmanager"
+        ),
+        what="the alert in qwen's status",
+    )
