@@ -449,54 +449,60 @@ def probe_latency() -> timeseries.Panel:
     )
 
 
-def probe_outcomes() -> timeseries.Panel:
-    expr = "sum by (state) (rate(llmfailover_probes_total[$__rate_interval]))"
+def stacked_rates(
+    title: str, description: str, counter: str, label: str, colors: Mapping[str, str]
+) -> timeseries.Panel:
+    """A counter's per-second rate by one label, stacked, each value in its colour."""
+    expr = f"sum by ({label}) (rate({counter}[$__rate_interval]))"
     panel = (
         timeseries.Panel()
-        .title("Probe outcomes by state")
-        .description(
-            "Probes per second by resulting provider state, all endpoints "
-            "(llmfailover_probes_total), summed over the replicas: the standby probes every "
-            "provider too, so with leader election this is twice what one replica sends. "
-            "Not filtered by namespace or route."
-        )
+        .title(title)
+        .description(description)
         .datasource(DATASOURCE)
-        .with_target(query(expr, "{{state}}"))
+        .with_target(query(expr, f"{{{{{label}}}}}"))
         .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
         .fill_opacity(40)
         .unit("ops")
         .min(0)
         .legend(legend_table("mean", "lastNotNull"))
+    )
+    return series_colors(panel, colors)
+
+
+def probe_outcomes() -> timeseries.Panel:
+    return (
+        stacked_rates(
+            "Probe outcomes by state",
+            "Probes per second by resulting provider state, all endpoints "
+            "(llmfailover_probes_total), summed over the replicas: the standby probes every "
+            "provider too, so with leader election this is twice what one replica sends. "
+            "Not filtered by namespace or route.",
+            "llmfailover_probes_total",
+            "state",
+            {state.value: state_color(state) for state in ProviderState},
+        )
         .span(12)
         .height(9)
     )
-    return series_colors(panel, {state.value: state_color(state) for state in ProviderState})
 
 
 def probes_saved() -> timeseries.Panel:
-    expr = "sum by (reason) (rate(llmfailover_probes_saved_total[$__rate_interval]))"
-    panel = (
-        timeseries.Panel()
-        .title("Probes saved")
-        .description(
+    return (
+        stacked_rates(
+            "Probes saved",
             "Probes per second not sent, against a probe of every endpoint every intervalSeconds "
             "(llmfailover_probes_saved_total), by reason: backup (a provider behind the next in "
             "line, probed at its route's backupIntervalSeconds), backoff (a hard state without a "
             "reset time: the wait doubles up to --probe-backoff-max), reset (the provider said "
             "when it serves again: probed then). Summed over the replicas: each probes on its own. "
-            "Not filtered by namespace or route. docs/signals.md."
+            "Not filtered by namespace or route. docs/signals.md.",
+            "llmfailover_probes_saved_total",
+            "reason",
+            {"backup": "blue", "backoff": "red", "reset": "orange"},
         )
-        .datasource(DATASOURCE)
-        .with_target(query(expr, "{{reason}}"))
-        .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
-        .fill_opacity(40)
-        .unit("ops")
-        .min(0)
-        .legend(legend_table("mean", "lastNotNull"))
         .span(24)
         .height(7)
     )
-    return series_colors(panel, {"backup": "blue", "backoff": "red", "reset": "orange"})
 
 
 # --- Traffic signals -----------------------------------------------------------------------------
