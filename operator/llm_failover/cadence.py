@@ -5,7 +5,8 @@ Others need less: a provider that said when its quota comes back is probed at th
 a hard state (a bad key, an empty balance, a geo-block, a missing model: a human must act)
 backs off, doubling up to a ceiling; one far down the list (behind the next in line) may be
 probed at the route's slower `backupIntervalSeconds`. A change to its key Secret, a traffic
-signal or its becoming the next in line probes it at once (`Prober.reprobe`).
+signal or a route waiting for a fresh answer probes it at once (`Prober.reprobe`); its becoming
+the next in line probes it at once if its last probe is older than the interval.
 """
 
 from __future__ import annotations

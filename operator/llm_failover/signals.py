@@ -5,12 +5,13 @@ providers) names a PromQL query of its apps' error rate or latency for a provide
 threshold; Alertmanager can also post alerts naming a route. A signal never switches a route by
 itself: it probes the provider at once, and a failing probe while it fires ejects the provider
 at once (no streak to wait for). Only with `trust: Signal` does a firing signal eject a provider
-whose probes pass (reason TrafficErrors). A Prometheus that cannot be asked is reported on the
+whose probes pass (reason TrafficErrors). An alert posted without the webhook's token (none is
+configured) only probes. A Prometheus that cannot be asked is reported on the
 route and in the metrics, and never fails anything over.
 
-Queries are evaluated every `interval_seconds`, each distinct query once however many routes use
-it, a few at a time; a route is woken only when what its signals say changes (firing or not, a
-problem or not), not when a value moves.
+Queries are evaluated every `interval_seconds` (a new one at once), each distinct query once
+however many routes use it, a few at a time; a route is woken only when what its signals say
+changes (firing or not, a problem or not), not when a value moves.
 """
 
 from __future__ import annotations
