@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 
-.PHONY: test lint demo clean e2e bench
+.PHONY: test lint demo clean e2e bench crds
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
@@ -53,3 +53,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# crds/llmroutes.yaml is the CRD's one source; the Helm chart and the Python package (for
+# `llm-failover demo` after a pip install) carry copies, which tests/test_crd.py checks are equal.
+crds:
+	cp crds/llmroutes.yaml deploy/helm/llm-failover/crds/llmroutes.yaml
+	cp crds/llmroutes.yaml operator/llm_failover/crds/llmroutes.yaml

@@ -804,3 +804,15 @@ def test_provider_message_names_the_provider() -> None:
     rule = next(r for p, r in RULES if p == path and r["rule"].startswith("has(self.baseURL)"))
     message = evaluate(rule["messageExpression"], {"name": "qwen", "model": "m"}, {}, False)
     assert message == 'provider "qwen" needs baseURL, or a preset that supplies one'
+
+
+@pytest.mark.parametrize(
+    "copy_path",
+    ["deploy/helm/llm-failover/crds/llmroutes.yaml", "operator/llm_failover/crds/llmroutes.yaml"],
+)
+def test_crd_copies_equal_the_source(copy_path: str) -> None:
+    """The chart (a real file, not a symlink: a packaged chart has no checkout around it) and the
+    wheel (`llm-failover demo` after `pip install`) carry copies of crds/llmroutes.yaml."""
+    copy_file = CRD_PATH.parent.parent / copy_path
+    assert not copy_file.is_symlink(), f"{copy_path} must be a real file"
+    assert copy_file.read_bytes() == CRD_PATH.read_bytes(), f"{copy_path} differs: run `make crds`"
