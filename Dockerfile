@@ -27,12 +27,12 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && groupadd --gid 65532 nonroot \
     && useradd --no-log-init --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin nonroot
-# The same numeric user as deploy/deployment.yaml (runAsUser: 65532), so runAsNonRoot can verify it.
+# The same numeric user as deploy/base/deployment.yaml (runAsUser: 65532), so runAsNonRoot can verify it.
 USER 65532:65532
 WORKDIR /tmp
 # 8080: Prometheus metrics (/metrics); 8081: liveness (/healthz).
 EXPOSE 8080 8081
-# Kubernetes probes /healthz itself (deploy/deployment.yaml); no Docker HEALTHCHECK.
+# Kubernetes probes /healthz itself (deploy/base/deployment.yaml); no Docker HEALTHCHECK.
 HEALTHCHECK NONE
 ENTRYPOINT ["llm-failover"]
 CMD ["run"]

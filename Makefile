@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Against the cluster of KUBECONFIG (kind, k3d), with the operator image loaded on its nodes:
-# README "Real-cluster tests". Skipped, saying so, when no cluster answers.
+# README "Real-cluster tests". Exits 2, saying why, when no cluster answers.
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e tests/e2e -v
 
@@ -59,3 +59,11 @@ clean:
 crds:
 	cp crds/llmroutes.yaml deploy/helm/llm-failover/crds/llmroutes.yaml
 	cp crds/llmroutes.yaml operator/llm_failover/crds/llmroutes.yaml
+
+# The Helm chart as a package, dist/llm-failover-<version>.tgz, with its CRD and files as real
+# files (Helm's own `helm package`, through helm-python-sdk: no helm binary needed). Publishing
+# it and the image: docs/upgrading.md#building-and-publishing-a-release.
+.PHONY: chart
+chart: $(STAMP)
+	@mkdir -p dist
+	$(BIN)/python -c "import helm_python; print(helm_python.package('deploy/helm/llm-failover', destination='dist'))"

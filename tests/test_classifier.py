@@ -1,9 +1,10 @@
-"""`classify()` on real provider answers (contract §3: body codes first, HTTP status second).
+"""`classify()` on real provider answers (docs/reference.md#states: body codes first, HTTP status
+second).
 
-Every body below is copied from a public report or a provider's documentation, as collected in
-/work/shared/research/providers.md; each row's id names its source. Python-repr renderings in issue
-reports (`{'error': {... None ...}}`) are written back as the JSON the provider sent. Rows marked
-"synthetic" are not provider bodies: they pin a rule (status-only fallbacks, key masking, clipping).
+Every body below is copied from a public report or a provider's documentation; each row's id names
+its source. Python-repr renderings in issue reports (`{'error': {... None ...}}`) are written back
+as the JSON the provider sent. Rows marked "synthetic" are not provider bodies: they pin a rule
+(status-only fallbacks, key masking, clipping).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def row(
     )
 
 
-# --- §2a OpenAI geo-block -------------------------------------------------------------------
+# --- OpenAI geo-block -----------------------------------------------------------------------
 
 OPENAI_GEO = (
     '{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or '
@@ -68,7 +69,7 @@ ONE_API_GEO = (
     '"code":"unsupported_country_region_territory"}}'
 )
 
-# --- §2c Gemini geo-block -------------------------------------------------------------------
+# --- Gemini geo-block -----------------------------------------------------------------------
 
 GEMINI_GEO = (
     '{"error":{"code":400,"message":"User location is not supported for the API use.",'
@@ -90,7 +91,7 @@ GEMINI_GEO_BILLING = (
     'billing account linked.","status":"FAILED_PRECONDITION"}}'
 )
 
-# --- §2b Anthropic / Bedrock ----------------------------------------------------------------
+# --- Anthropic / Bedrock --------------------------------------------------------------------
 
 ANTHROPIC_FORBIDDEN = '{"error":{"type":"forbidden","message":"Request not allowed"}}'
 BEDROCK_GEO_TEXT = (
@@ -100,7 +101,7 @@ BEDROCK_GEO_TEXT = (
 )
 BEDROCK_GEO_JSON = '{"message":"' + BEDROCK_GEO_TEXT + '"}'
 
-# --- §2d 451 and HTML pages -----------------------------------------------------------------
+# --- 451 and HTML pages ---------------------------------------------------------------------
 
 XIAOMI_451 = (
     "<html>\n<head><title>451 Unavailable For Legal Reasons</title></head>\n<body>\n<center><h1>"
@@ -128,7 +129,7 @@ just performed triggered the security solution.</p></div>
 <p>Cloudflare Ray ID: <strong>8a1b2c3d4e5f6789</strong></p>
 </div></div></body></html>"""
 
-# --- §1 domestic providers ------------------------------------------------------------------
+# --- domestic providers ---------------------------------------------------------------------
 
 DEEPSEEK_401 = (
     '{"error":{"message":"Authentication Fails, Your api key: ****fcc2 is invalid",'

@@ -27,7 +27,7 @@ from llm_failover.kube import KubeClient, RouteRef
 from llm_failover.sandbox.cluster import EmulatedCluster
 from llm_failover.sandbox.providers import Behaviour, StandInProvider
 from test_crd import CEL_CASES, CONTRACT_EXAMPLE, INVALID_SPECS, VALID_SPECS, Patch
-from test_deploy import namespaced_kustomization
+from test_deploy import namespaced_kustomization, user_kustomization
 from test_examples import DOCUMENTS as EXAMPLE_DOCUMENTS
 from test_helm import render as helm_render
 from test_operator import config_map_writes, routed_to, settled
@@ -218,15 +218,40 @@ def server_dry_run(
 def test_deploy_manifests_pass_a_server_side_dry_run(
     real_cluster: RealCluster, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
-    """`kubectl apply -k deploy/` as the server would take it, and with the namespaced
-    component as docs/install.md composes it."""
+    """`kubectl apply -k deploy/` as the server would take it, deploy/overlays/monitoring (its
+    prometheus-operator kinds aside), and every component as docs/install.md composes them."""
     server_dry_run(real_cluster, control_plane, kustomize(ROOT / "deploy"), tmp_path)
+    monitoring = kustomize(ROOT / "deploy" / "overlays" / "monitoring")
+    assert any(o["metadata"]["name"] == "llm-failover-dashboard" for o in monitoring)
+    server_dry_run(real_cluster, control_plane, monitoring, tmp_path)
     overlay = kustomize(namespaced_kustomization(tmp_path))
     server_dry_run(real_cluster, control_plane, overlay, tmp_path)
+    everything = tmp_path / "everything"
+    everything.mkdir()
+    components = [ROOT / "deploy" / c for c in ("components/proxy", "overlays/namespaced",
+                                                "components/monitoring")]  # fmt: skip
+    server_dry_run(
+        real_cluster,
+        control_plane,
+        kustomize(user_kustomization(everything, *components)),
+        tmp_path,
+    )
 
 
 @pytest.mark.parametrize(
-    "values", [{}, {"namespaces": ["shop", "chat"]}], ids=["cluster-wide", "namespaced"]
+    "values",
+    [
+        {},
+        {"namespaces": ["shop", "chat"]},
+        {
+            "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+            "dashboards": {"enabled": True},
+            "proxy": {"httpsProxy": "http://proxy.example.com:3128", "noProxy": [".corp"]},
+            "env": [{"name": "SSL_CERT_FILE", "value": "/etc/ssl/corp/ca.pem"}],
+            "envFrom": [{"secretRef": {"name": "corp-env", "optional": True}}],
+        },
+    ],
+    ids=["cluster-wide", "namespaced", "monitoring-proxy-env"],
 )
 def test_the_helm_chart_passes_a_server_side_dry_run(
     real_cluster: RealCluster, control_plane: ControlPlane, tmp_path: Path, values: dict[str, Any]

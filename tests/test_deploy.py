@@ -1,10 +1,13 @@
-"""deploy/ (the kustomize base), its namespaced component and the Dockerfile, checked without a cluster.
+"""deploy/ (the kustomize base), its components (monitoring, namespaced, proxy), crds/ and the
+Dockerfile, checked without a cluster.
 
 Renders with the real `kubectl kustomize`, validates every built-in object against the Kubernetes
-OpenAPI schemas (kubernetes-validate, strict: an unknown field fails), checks that the CRD, the
-PrometheusRule and the dashboard are their single sources unchanged, asserts the Deployment's
-security settings field by field, and lints the Dockerfile with hadolint. The image itself is not
-built here: there is no container engine on the project's machines (docs/install.md).
+OpenAPI schemas (kubernetes-validate, strict: an unknown field fails), checks that the base needs
+nothing but Kubernetes (no CRD, no prometheus-operator kind), that the monitoring component adds
+exactly its three objects, that the CRD, the PrometheusRule and the dashboard are their single
+sources unchanged, asserts the Deployment's security settings field by field, and lints the
+Dockerfile with hadolint. The image itself is not built here: there is no container engine on the
+project's machines (docs/install.md). tests/test_install.py applies these for real.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from conftest import kustomize
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 NAMESPACED = DEPLOY / "overlays" / "namespaced"
+MONITORING = DEPLOY / "components" / "monitoring"
+MONITORING_OVERLAY = DEPLOY / "overlays" / "monitoring"
+PROXY = DEPLOY / "components" / "proxy"
+CRDS = ROOT / "crds"
 DOCKERFILE = ROOT / "Dockerfile"
 
 KUBECTL = shutil.which("kubectl")
@@ -52,7 +59,7 @@ CUSTOM_KINDS = {
     ("llmfailover.dev/v1alpha1", "LLMRoute"),
 }
 
-# The namespaced rules of deploy/rbac.yaml, which the component moves into per-namespace Roles.
+# The namespaced rules of deploy/base/rbac.yaml, which the component moves into per-namespace Roles.
 NAMESPACED_RULES = [
     {"apiGroups": ["llmfailover.dev"], "resources": ["llmroutes"], "verbs": ["list", "watch"]},
     {"apiGroups": ["llmfailover.dev"], "resources": ["llmroutes/status"], "verbs": ["patch"]},
@@ -79,7 +86,7 @@ CRD_RULE = {
     "verbs": ["list", "watch"],
 }
 NAMESPACES_RULE = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
-# Leader election: the Role of the Lease, in the operator's own namespace only (deploy/rbac.yaml).
+# Leader election: the Role of the Lease, in the operator's own namespace only (deploy/base/rbac.yaml).
 LEASE = "llm-failover"  # --leader-elect-resource-name's default
 LEADER_ELECTION = "llm-failover-leader-election"  # the Role and the RoleBinding
 LEASE_RULES = [
@@ -96,20 +103,26 @@ LEASE_RULES = [
 Objects = list[dict[str, Any]]
 
 
-def namespaced_kustomization(where: Path) -> Path:
-    """The kustomization docs/install.md tells users to write: the base plus the component.
+def user_kustomization(where: Path, *components: Path) -> Path:
+    """The kustomization docs/install.md tells users to write: deploy/ plus components.
 
-    kustomize refuses a kustomization that refers to a directory above it, so the component cannot
-    be built from inside deploy/; it is built, as users do, from a directory outside.
+    kustomize refuses a kustomization that refers to a directory above it, so a component cannot
+    be composed with deploy/ from inside deploy/; it is, as users do, from a directory outside.
     """
     rel = os.path.relpath(DEPLOY, where)
+    listed = ", ".join(os.path.relpath(c, where) for c in components)
     (where / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\n"
         "kind: Kustomization\n"
         f"resources: [{rel}]\n"
-        f"components: [{rel}/overlays/namespaced]\n"
+        f"components: [{listed}]\n"
     )
     return where
+
+
+def namespaced_kustomization(where: Path) -> Path:
+    """deploy/ with the namespaced component (tests/test_control_plane.py dry-runs it too)."""
+    return user_kustomization(where, NAMESPACED)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +137,23 @@ def namespaced(tmp_path_factory: pytest.TempPathFactory) -> Objects:
     if KUBECTL is None:
         pytest.skip("kubectl (with kustomize) not installed")
     return kustomize(namespaced_kustomization(tmp_path_factory.mktemp("my-llm-failover")))
+
+
+@pytest.fixture(scope="module")
+def monitoring() -> Objects:
+    """deploy/overlays/monitoring: the base and the monitoring component."""
+    if KUBECTL is None:
+        pytest.skip("kubectl (with kustomize) not installed")
+    return kustomize(MONITORING_OVERLAY)
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory: pytest.TempPathFactory) -> Objects:
+    """Every component at once, as a user composes them: proxy, namespaced, monitoring."""
+    if KUBECTL is None:
+        pytest.skip("kubectl (with kustomize) not installed")
+    where = tmp_path_factory.mktemp("my-llm-failover")
+    return kustomize(user_kustomization(where, PROXY, NAMESPACED, MONITORING))
 
 
 def ids(objects: Objects) -> set[tuple[str, str | None, str]]:
@@ -158,7 +188,6 @@ def without_labels(obj: dict[str, Any]) -> dict[str, Any]:
 
 BASE_OBJECTS = {
     ("Namespace", None, NS),
-    ("CustomResourceDefinition", None, "llmroutes.llmfailover.dev"),
     ("ServiceAccount", NS, "llm-failover"),
     ("ClusterRole", None, "llm-failover"),
     ("ClusterRoleBinding", None, "llm-failover"),
@@ -167,10 +196,13 @@ BASE_OBJECTS = {
     ("Deployment", NS, "llm-failover"),
     ("PodDisruptionBudget", NS, "llm-failover"),
     ("Service", NS, "llm-failover"),
+}
+MONITORING_OBJECTS = {
     ("ServiceMonitor", NS, "llm-failover"),
     ("PrometheusRule", NS, "llm-failover"),
     ("ConfigMap", NS, "llm-failover-dashboard"),
 }
+PER_NAMESPACE = {(kind, ns, "llm-failover") for ns in WATCHED for kind in ("Role", "RoleBinding")}
 
 
 # --- (a) rendering ---------------------------------------------------------------------------
@@ -185,11 +217,65 @@ def test_base_renders_exactly_the_operators_objects(base: Objects) -> None:
 
 
 @needs_kubectl
+def test_base_needs_nothing_but_kubernetes(base: Objects) -> None:
+    """`kubectl apply -k deploy/` on a plain cluster: no prometheus-operator kind (the server
+    would refuse it) and no CRD (so `kubectl delete -k deploy/` keeps every LLMRoute)."""
+    groups = {o["apiVersion"].rpartition("/")[0] for o in base}
+    assert groups <= {"", "apps", "policy", "rbac.authorization.k8s.io"}, groups
+    assert not {o["kind"] for o in base} & {"CustomResourceDefinition", "ConfigMap"}
+
+
+@needs_kubectl
+def test_deploy_is_the_base() -> None:
+    assert kustomize(DEPLOY) == kustomize(DEPLOY / "base")
+
+
+@needs_kubectl
+def test_crds_renders_the_crd_alone_unchanged() -> None:
+    (crd,) = kustomize(CRDS)
+    assert crd == load_one(CRDS / "llmroutes.yaml")
+
+
+@needs_kubectl
+def test_monitoring_overlay_adds_exactly_its_three_objects(
+    base: Objects, monitoring: Objects
+) -> None:
+    assert ids(monitoring) == BASE_OBJECTS | MONITORING_OBJECTS
+    # The base's objects are untouched by the component.
+    added = [o for o in monitoring if (o["kind"], o["metadata"].get("namespace"),
+                                        o["metadata"]["name"]) in MONITORING_OBJECTS]  # fmt: skip
+    assert [o for o in monitoring if o not in added] == base
+    for obj in added:
+        assert obj["metadata"]["labels"].items() >= COMMON_LABELS.items(), obj["kind"]
+
+
+@needs_kubectl
 def test_namespaced_component_adds_a_role_per_watched_namespace(namespaced: Objects) -> None:
-    per_namespace = {
-        (kind, ns, "llm-failover") for ns in WATCHED for kind in ("Role", "RoleBinding")
-    }
-    assert ids(namespaced) == BASE_OBJECTS | per_namespace
+    assert ids(namespaced) == BASE_OBJECTS | PER_NAMESPACE
+
+
+@needs_kubectl
+def test_components_compose_in_any_order(tmp_path: Path, proxied: Objects) -> None:
+    """The namespaced component with or without monitoring, and the proxy with both."""
+    assert ids(proxied) == BASE_OBJECTS | PER_NAMESPACE | MONITORING_OBJECTS
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one_way = kustomize(user_kustomization(tmp_path / "a", MONITORING, NAMESPACED, PROXY))
+    other_way = kustomize(user_kustomization(tmp_path / "b", NAMESPACED, PROXY, MONITORING))
+    key = repr
+    assert sorted(one_way, key=key) == sorted(other_way, key=key) == sorted(proxied, key=key)
+
+
+def test_deploy_and_the_chart_hold_no_symlinks() -> None:
+    """A symlink works from a checkout only: not in a packaged chart, nor for a remote
+    kustomization (`kubectl apply -k github.com/...`)."""
+    links = [
+        str(path.relative_to(ROOT))
+        for top in (DEPLOY, CRDS)
+        for path in top.rglob("*")
+        if path.is_symlink()
+    ]
+    assert links == []
 
 
 # --- (b) schemas -----------------------------------------------------------------------------
@@ -197,7 +283,7 @@ def test_namespaced_component_adds_a_role_per_watched_namespace(namespaced: Obje
 
 @needs_kubectl
 @pytest.mark.parametrize("version", K8S_VERSIONS)
-@pytest.mark.parametrize("variant", ["base", "namespaced"])
+@pytest.mark.parametrize("variant", ["base", "namespaced", "monitoring", "proxied"])
 def test_every_builtin_object_validates_against_the_kubernetes_schema(
     variant: str, version: str, request: pytest.FixtureRequest
 ) -> None:
@@ -214,7 +300,6 @@ def test_every_builtin_object_validates_against_the_kubernetes_schema(
     # Fails if a kind silently went unchecked (SchemaNotFoundError would have raised above).
     assert validated >= {
         "Namespace",
-        "CustomResourceDefinition",
         "Deployment",
         "PodDisruptionBudget",
         "ClusterRole",
@@ -236,8 +321,8 @@ def test_the_validator_is_strict() -> None:
 
 
 @needs_kubectl
-def test_servicemonitor_scrapes_the_metrics_service(base: Objects) -> None:
-    monitor, service = one(base, "ServiceMonitor"), one(base, "Service")
+def test_servicemonitor_scrapes_the_metrics_service(monitoring: Objects) -> None:
+    monitor, service = one(monitoring, "ServiceMonitor"), one(monitoring, "Service")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert set(monitor["spec"]) == {"selector", "endpoints"}
     selector = monitor["spec"]["selector"]
@@ -250,7 +335,7 @@ def test_servicemonitor_scrapes_the_metrics_service(base: Objects) -> None:
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
     ]
-    pod_labels = one(base, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = one(monitoring, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert pod_labels.items() >= service["spec"]["selector"].items()
 
 
@@ -258,17 +343,9 @@ def test_servicemonitor_scrapes_the_metrics_service(base: Objects) -> None:
 
 
 @needs_kubectl
-def test_rendered_crd_is_crds_llmroutes_yaml(base: Objects) -> None:
-    source = load_one(ROOT / "crds" / "llmroutes.yaml")
-    rendered = one(base, "CustomResourceDefinition", "llmroutes.llmfailover.dev")
-    assert without_labels(rendered) == without_labels(source)
-    assert rendered["metadata"]["labels"] == {**source["metadata"]["labels"], **COMMON_LABELS}
-
-
-@needs_kubectl
-def test_rendered_prometheusrule_is_its_source(base: Objects) -> None:
+def test_rendered_prometheusrule_is_its_source(monitoring: Objects) -> None:
     source = load_one(DEPLOY / "prometheus" / "prometheusrule.yaml")
-    rendered = one(base, "PrometheusRule")
+    rendered = one(monitoring, "PrometheusRule")
     assert rendered["apiVersion"] == "monitoring.coreos.com/v1"
     assert without_labels(rendered) == without_labels(
         {**source, "metadata": {**source["metadata"], "namespace": NS}}
@@ -278,9 +355,9 @@ def test_rendered_prometheusrule_is_its_source(base: Objects) -> None:
 
 
 @needs_kubectl
-def test_rendered_dashboard_configmap_is_the_dashboard_json(base: Objects) -> None:
+def test_rendered_dashboard_configmap_is_the_dashboard_json(monitoring: Objects) -> None:
     dashboard = (DEPLOY / "grafana" / "llm-failover.json").read_text()
-    cm = one(base, "ConfigMap", "llm-failover-dashboard", NS)  # no name hash: a stable name
+    cm = one(monitoring, "ConfigMap", "llm-failover-dashboard", NS)  # no name hash: a stable name
     assert cm["data"] == {"llm-failover.json": dashboard}
     assert json.loads(cm["data"]["llm-failover.json"])["uid"] == "llm-failover"
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"  # what Grafana's sidecar selects
@@ -405,6 +482,100 @@ def test_deployment_args_match_the_cli(base: Objects, namespaced: Objects) -> No
         assert args.namespace == namespaces
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert (args.metrics_port, args.health_port) == (ports["metrics"], ports["health"])
+
+
+# --- egress through a proxy: the proxy component ------------------------------------------------
+
+PROXY_URL = "http://proxy.example.com:3128"
+# The API server (as the in-cluster client dials it), in-cluster Services, loopback.
+DIRECT = "$(KUBERNETES_SERVICE_HOST),.svc,.cluster.local,localhost,127.0.0.1"
+
+
+def expand(env: list[dict[str, Any]], service_env: dict[str, str]) -> dict[str, str]:
+    """The container's environment as the kubelet makes it: each `$(NAME)` expanded from the
+    entries before it and the service environment variables, an unknown one left as it is."""
+    known = dict(service_env)
+    for entry in env:
+        if "value" in entry:
+            known[entry["name"]] = re.sub(
+                r"\$\((\w+)\)", lambda m: known.get(m[1], m[0]), entry["value"]
+            )
+    return known
+
+
+@needs_kubectl
+def test_proxy_component_sets_the_proxy_and_keeps_the_api_server_direct(
+    base: Objects, proxied: Objects
+) -> None:
+    env = container(one(proxied, "Deployment"))["env"]
+    names = [e["name"] for e in env]
+    assert sorted(names) == sorted(
+        ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
+         "POD_NAMESPACE"]
+    )  # fmt: skip
+    assert {
+        "name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in env
+    # As the kubelet expands it in a pod whose API server is 10.96.0.1.
+    seen = expand(env, {"KUBERNETES_SERVICE_HOST": "10.96.0.1"})
+    assert seen["HTTPS_PROXY"] == seen["https_proxy"] == PROXY_URL
+    assert seen["HTTP_PROXY"] == seen["http_proxy"] == PROXY_URL
+    assert (
+        seen["NO_PROXY"]
+        == seen["no_proxy"]
+        == DIRECT.replace("$(KUBERNETES_SERVICE_HOST)", "10.96.0.1")
+    )
+    # The rest of the Deployment is the base's (the namespaced component's args aside).
+    base_container = container(one(base, "Deployment"))
+    for field in ("image", "ports", "securityContext", "resources", "volumeMounts"):
+        assert container(one(proxied, "Deployment"))[field] == base_container[field], field
+
+
+@needs_kubectl
+def test_the_proxy_variables_reach_the_clients_that_honour_them(proxied: Objects) -> None:
+    """With the component's environment: httpx (probes, Prometheus queries) sends a provider
+    through the proxy and an in-cluster Service direct; the Kubernetes Python library, which reads
+    the variables by default (the operator switches that off for its own client), would go direct
+    to the API server; kopf's own API client does not read them at all (trust_env off)."""
+    import kopf
+    from kubernetes.client import Configuration
+    from kubernetes.client.rest import should_bypass_proxies
+
+    seen = expand(
+        container(one(proxied, "Deployment"))["env"], {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
+    )
+    saved = {k: os.environ.get(k) for k in seen}
+    os.environ.update({k: v for k, v in seen.items() if k != "POD_NAMESPACE"})
+    try:
+        api = Configuration(host="https://10.96.0.1:443")
+        assert api.proxy == PROXY_URL
+        assert should_bypass_proxies(api.host, api.no_proxy or "")
+        assert not should_bypass_proxies("https://api.openai.com", api.no_proxy or "")
+        assert should_bypass_proxies(
+            "http://prometheus-operated.monitoring.svc:9090", api.no_proxy or ""
+        )
+        # httpx, as the probes and the signal queries build it (trust_env=True): a provider
+        # through the proxy, an in-cluster Service direct. (_transport_for_url is how httpx
+        # picks the proxy per URL; a CIDR in NO_PROXY is not matched by httpx, only by the
+        # Kubernetes client: docs/install.md says so.)
+        import httpx
+
+        def proxied_by_httpx(url: str) -> bool:
+            with httpx.Client(trust_env=True) as client:
+                pool = client._transport_for_url(httpx.URL(url))._pool  # type: ignore[attr-defined]
+                return getattr(pool, "_proxy_url", None) is not None
+
+        assert proxied_by_httpx("https://dashscope.aliyuncs.com/compatible-mode/v1/models")
+        assert not proxied_by_httpx("http://prometheus-operated.monitoring.svc:9090/api/v1/query")
+        assert not proxied_by_httpx("http://127.0.0.1:8080/metrics")
+        assert kopf.OperatorSettings().networking.trust_env is False
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # --- RBAC: the base's rules are another test's business; the component must keep them -------

@@ -1,4 +1,4 @@
-"""Table tests of the per-provider health state machine (contract §3)."""
+"""Table tests of the per-provider health state machine (docs/reference.md#eligibility)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""The Helm chart (deploy/helm/llm-failover) installs what kustomize's deploy/ installs.
+"""The Helm chart (deploy/helm/llm-failover) installs what kustomize's crds/ and deploy/ install.
 
 Rendered offline with helm-python-sdk (Helm's own Go engine, bundled in the wheel; no helm binary):
-with defaults it must equal `kubectl kustomize deploy/`, and with `namespaces` it must equal
-deploy/overlays/namespaced, object for object, once Helm's own labels are set aside. So the RBAC
+with defaults it must equal `kubectl kustomize crds/` + `kubectl kustomize deploy/` (no monitoring:
+it installs on a plain cluster), with the monitoring values on deploy/overlays/monitoring, and with
+`namespaces` deploy/overlays/namespaced, object for object, once Helm's own labels are set aside.
+The packaged chart (`helm package`, as `make chart` runs it) is checked file by file. So the RBAC
 that tests/test_rbac.py proves exact for kustomize is exact for the chart too. Every object must
 also pass the Kubernetes OpenAPI schema (kubernetes-validate).
 """
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from conftest import CRD, ROOT, kustomize
+from test_deploy import user_kustomization
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed (.[test])")
 
@@ -99,10 +102,17 @@ def test_the_crd_is_the_single_crd_file() -> None:
     assert crd == yaml.safe_load(CRD.read_text(encoding="utf-8"))
 
 
+MONITORING_VALUES: dict[str, Any] = {
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "dashboards": {"enabled": True},
+}
+MONITORING_KINDS = {"ServiceMonitor", "PrometheusRule", "ConfigMap"}
+
+
 @needs_kubectl
 def test_defaults_render_what_kustomize_renders() -> None:
     chart = render({"createNamespace": True})
-    assert_same(chart, kustomize(ROOT / "deploy"))
+    assert_same(chart, kustomize(ROOT / "crds") + kustomize(ROOT / "deploy"))
     validate(chart)
     # Without createNamespace (the default, for `helm install --create-namespace`) only that goes.
     assert {key(o) for o in chart} - {key(o) for o in render()} == {("Namespace", None, NAMESPACE)}
@@ -121,8 +131,47 @@ def test_listed_namespaces_render_the_namespaced_overlay(tmp_path: Path) -> None
     namespaces = args[2::2]  # run --namespace A --namespace B
     assert namespaces
     chart = render({"createNamespace": True, "namespaces": namespaces})
-    assert_same(chart, overlay)
+    assert_same(chart, kustomize(ROOT / "crds") + overlay)
     validate(chart)
+
+
+def test_defaults_render_no_monitoring() -> None:
+    """A plain cluster takes the defaults: no prometheus-operator kind, no dashboard."""
+    kinds = {o["kind"] for o in render()}
+    assert not kinds & MONITORING_KINDS
+    assert not [o for o in render() if o["apiVersion"].startswith("monitoring.coreos.com/")]
+
+
+@needs_kubectl
+def test_monitoring_values_render_the_monitoring_overlay() -> None:
+    chart = render({"createNamespace": True, **MONITORING_VALUES})
+    assert_same(chart, kustomize(ROOT / "crds") + kustomize(ROOT / "deploy/overlays/monitoring"))
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ({"metrics": {"serviceMonitor": {"enabled": True}}}, "ServiceMonitor"),
+        ({"metrics": {"prometheusRule": {"enabled": True}}}, "PrometheusRule"),
+        ({"dashboards": {"enabled": True}}, "ConfigMap"),
+    ],
+)
+def test_each_monitoring_value_turns_on_its_object(values: dict[str, Any], kind: str) -> None:
+    added = {key(o) for o in render(values)} - {key(o) for o in render()}
+    expected = "llm-failover-dashboard" if kind == "ConfigMap" else "llm-failover"
+    assert added == {(kind, NAMESPACE, expected)}
+
+
+@needs_kubectl
+def test_namespaced_with_monitoring_renders_both_components(tmp_path: Path) -> None:
+    deploy = ROOT / "deploy"
+    overlay = kustomize(
+        user_kustomization(
+            tmp_path, deploy / "overlays/namespaced", deploy / "components/monitoring"
+        )
+    )
+    chart = render({"createNamespace": True, "namespaces": ["shop", "chat"], **MONITORING_VALUES})
+    assert_same(chart, kustomize(ROOT / "crds") + overlay)
 
 
 def test_one_namespace() -> None:
@@ -158,7 +207,10 @@ def test_values_reach_the_objects() -> None:
                 "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}},
                 "metrics": {
                     "port": 9090,
-                    "serviceMonitor": {"labels": {"release": "kube-prometheus-stack"}},
+                    "serviceMonitor": {
+                        "enabled": True,
+                        "labels": {"release": "kube-prometheus-stack"},
+                    },
                     "prometheusRule": {"enabled": False},
                 },
                 "dashboards": {"enabled": False},
@@ -401,3 +453,149 @@ def test_signal_values_that_cannot_work_fail_the_render() -> None:
         )
     with pytest.raises(helm.errors.HelmRenderError, match=r"needs signals\.prometheusUrl"):
         render({"signals": {"prometheusTokenSecret": {"name": "s"}}})
+
+
+# --- environment and proxy ---------------------------------------------------------------------
+
+PROXY = "http://proxy.example.com:3128"
+DIRECT = "$(KUBERNETES_SERVICE_HOST),.svc,.cluster.local,localhost,127.0.0.1"
+
+
+def env_of(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = deployment_of(objects)["spec"]["template"]["spec"]["containers"][
+        0
+    ].get("env", [])
+    return env
+
+
+def test_defaults_set_no_proxy_and_no_extra_env() -> None:
+    assert [e["name"] for e in env_of(render())] == ["POD_NAMESPACE"]
+    assert "envFrom" not in deployment_of(render())["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_proxy_values_render_the_proxy_variables_and_keep_the_api_server_direct() -> None:
+    objects = render(
+        {
+            "proxy": {"httpsProxy": PROXY, "httpProxy": PROXY, "noProxy": ["10.0.0.0/8", ".corp"]},
+            "env": [{"name": "SSL_CERT_FILE", "value": "/etc/ssl/corp/ca.pem"}],
+            "envFrom": [{"secretRef": {"name": "corp-env"}}],
+        }
+    )
+    validate(objects)
+    env = env_of(objects)
+    assert env[0]["name"] == "POD_NAMESPACE"
+    values = {e["name"]: e.get("value") for e in env}
+    assert values["HTTPS_PROXY"] == values["HTTP_PROXY"] == PROXY
+    assert values["NO_PROXY"] == f"{DIRECT},10.0.0.0/8,.corp"
+    # The lower-case twins follow the upper-case ones: the kubelet expands $(NAME) from the
+    # entries before it, so each must come after the one it names.
+    names = [e["name"] for e in env]
+    for lower in ("https_proxy", "http_proxy", "no_proxy"):
+        assert values[lower] == f"$({lower.upper()})"
+        assert names.index(lower) > names.index(lower.upper())
+    assert names[-1] == "SSL_CERT_FILE"  # the user's come last: they may refer to the chart's
+    container = deployment_of(objects)["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "corp-env"}}]
+
+
+def test_the_proxy_env_is_the_kustomize_components() -> None:
+    """The chart and deploy/components/proxy set the same variables to the same values."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed: it renders deploy/components/proxy")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as where:
+        objects = kustomize(user_kustomization(Path(where), ROOT / "deploy/components/proxy"))
+    kustomized = {e["name"]: e for e in env_of(objects)}
+    charted = {
+        e["name"]: e for e in env_of(render({"proxy": {"httpsProxy": PROXY, "httpProxy": PROXY}}))
+    }
+    assert charted == kustomized
+
+
+def test_only_an_https_proxy_and_a_string_no_proxy() -> None:
+    env = env_of(render({"proxy": {"httpsProxy": PROXY, "noProxy": " 10.1.2.3 , .corp,"}}))
+    values = {e["name"]: e.get("value") for e in env}
+    assert "HTTP_PROXY" not in values
+    assert "http_proxy" not in values
+    assert values["NO_PROXY"] == f"{DIRECT},10.1.2.3,.corp"
+
+
+def test_env_that_cannot_work_fails_the_render() -> None:
+    with pytest.raises(helm.errors.HelmRenderError, match=r"proxy\.noProxy needs"):
+        render({"proxy": {"noProxy": [".corp"]}})
+    with pytest.raises(helm.errors.HelmRenderError, match="env sets HTTPS_PROXY"):
+        render({"proxy": {"httpsProxy": PROXY}, "env": [{"name": "HTTPS_PROXY", "value": "x"}]})
+    with pytest.raises(helm.errors.HelmRenderError, match="env sets POD_NAMESPACE"):
+        render({"env": [{"name": "POD_NAMESPACE", "value": "x"}]})
+
+
+# --- real files, and the packaged chart ---------------------------------------------------------
+
+COPIES = {
+    "crds/llmroutes.yaml": CRD,
+    "files/llm-failover-rules.yaml": ROOT / "deploy/prometheus/llm-failover-rules.yaml",
+    "files/llm-failover.json": ROOT / "deploy/grafana/llm-failover.json",
+}
+REGENERATE = {
+    "crds/llmroutes.yaml": "make crds",
+    "files/llm-failover-rules.yaml": "python deploy/prometheus/generate_prometheusrule.py",
+    "files/llm-failover.json": "python deploy/grafana/dashboard.py",
+}
+
+
+@pytest.mark.parametrize("inside", sorted(COPIES))
+def test_the_charts_copies_are_real_files_equal_to_their_sources(inside: str) -> None:
+    copy_path = CHART / inside
+    assert not copy_path.is_symlink(), f"{inside} is a symlink: a packaged chart cannot carry it"
+    assert copy_path.read_bytes() == COPIES[inside].read_bytes(), (
+        f"{inside} differs from {COPIES[inside].relative_to(ROOT)}: run {REGENERATE[inside]}"
+    )
+
+
+def chart_files() -> set[str]:
+    return {
+        str(p.relative_to(CHART.parent))
+        for p in CHART.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`helm package deploy/helm/llm-failover`, as `make chart` runs it."""
+    archive = Path(helm.package(str(CHART), destination=str(tmp_path_factory.mktemp("dist"))))
+    assert archive.name == "llm-failover-0.1.0.tgz"
+    return archive
+
+
+def test_the_package_holds_the_chart_as_real_files(packaged: Path) -> None:
+    import tarfile
+
+    with tarfile.open(packaged) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members if not (m.isfile() or m.isdir())] == []  # no links
+        names = {m.name for m in members if m.isfile()}
+        assert names == chart_files()
+        assert {"llm-failover/Chart.yaml", "llm-failover/values.yaml"} <= names
+        assert any(n.startswith("llm-failover/templates/") for n in names)
+        for inside, source in COPIES.items():
+            extracted = tar.extractfile(f"llm-failover/{inside}")
+            assert extracted is not None
+            assert extracted.read() == source.read_bytes(), inside
+
+
+def test_the_package_renders_as_the_directory(packaged: Path) -> None:
+    with helm.Chart.load_archive(packaged.read_bytes()) as chart:
+        assert chart.version == "0.1.0"
+        manifests = chart.render({}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        crds = [yaml.safe_load(c["data"]) for c in chart.crds]
+    rendered = [
+        doc
+        for path, text in sorted(manifests.items())
+        if path.endswith((".yaml", ".yml"))
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+    assert crds + rendered == render()
+    assert helm.lint(str(packaged))["errors"] == []

@@ -1,4 +1,5 @@
-"""Table tests of `decide()`: which provider a route uses, and why (contract §3 and §5)."""
+"""Table tests of `decide()`: which provider a route uses, and why (docs/reference.md, "Choosing
+the active provider" and "Conditions")."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The preset catalog: every preset's dictionary on its provider's real answers, relays, plain-text
 and HTML bodies, region-bound keys, and the catalog's structure and generated documentation.
 
-Bodies are copied from the public reports and documentation collected in the project's provider
-research (/work/shared/research/providers.md); each row's id names its source. Python-repr
+Bodies are copied from public reports and providers' documentation; each row's id names its
+source. Python-repr
 renderings (`{'error': {... None ...}}`) are written back as the JSON the provider sent. Where the
 research quotes a body with an elision ("…"), the elision is kept. Rows marked "shape" use a
 documented code in the provider's documented envelope with a placeholder message; rows marked

@@ -35,6 +35,8 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from llm_failover.state import ProviderState
 
 OUTPUT = Path(__file__).resolve().with_name("llm-failover.json")
+# The Helm chart carries a real copy (a packaged chart cannot follow a link out of itself).
+CHART_COPY = OUTPUT.parents[1] / "helm" / "llm-failover" / "files" / OUTPUT.name
 
 # Every query goes to the data source the `datasource` variable picks.
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -800,12 +802,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.stdout:
         sys.stdout.write(text)
     elif args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is stale: run python deploy/grafana/dashboard.py", file=sys.stderr)
-            return 1
+        stale = [p for p in (OUTPUT, CHART_COPY) if not p.exists() or p.read_text() != text]
+        for path in stale:
+            print(f"{path} is stale: run python deploy/grafana/dashboard.py", file=sys.stderr)
+        return 1 if stale else 0
     else:
-        OUTPUT.write_text(text)
-        print(f"wrote {OUTPUT}")
+        for path in (OUTPUT, CHART_COPY):
+            path.write_text(text)
+            print(f"wrote {path}")
     return 0
 
 

@@ -1,7 +1,9 @@
 """Write prometheusrule.yaml: llm-failover-rules.yaml's groups as a PrometheusRule's spec.
 
 The plain rule file is the source; this wraps its text (comments included) under `spec:` so the
-two cannot drift. tests/test_alert_rules.py fails when prometheusrule.yaml is out of date.
+two cannot drift. tests/test_alert_rules.py fails when prometheusrule.yaml is out of date. It also
+copies the rule file into the Helm chart (files/llm-failover-rules.yaml, a real file so that a
+packaged chart carries it), which tests/test_helm.py checks is equal.
 Run: python deploy/prometheus/generate_prometheusrule.py
 """
 
@@ -12,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "llm-failover-rules.yaml"
 TARGET = HERE / "prometheusrule.yaml"
+CHART_COPY = HERE.parent / "helm" / "llm-failover" / "files" / SOURCE.name
 
 HEADER = """\
 # GENERATED from llm-failover-rules.yaml by generate_prometheusrule.py: do not edit by hand.
@@ -39,6 +42,7 @@ def render() -> str:
 
 def main() -> None:
     TARGET.write_text(render(), encoding="utf-8")
+    CHART_COPY.write_bytes(SOURCE.read_bytes())
 
 
 if __name__ == "__main__":

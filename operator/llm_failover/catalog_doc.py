@@ -27,12 +27,12 @@ _INTRO = f"""\
 <!-- Generated from operator/llm_failover/presets/*.toml: do not edit by hand.
      Regenerate with `{REGENERATE}`. -->
 
-A provider in an `LLMRoute` may name a `preset` (contract §2). The preset fills in the base URL
-(unless the provider gives `baseURL`), the header the API key travels in, the probe method
-(`Models`: `GET {{baseURL}}/models`, no tokens; `Chat`: a chat completion of a token or a few, for
-providers without a usable `/models`, asked as the preset's `[chat]` table says: see below) and the
-error dictionary that turns a probe's answer into a state
-(contract §3).
+A provider in an `LLMRoute` may name a `preset` ([spec](reference.md#spec)). The preset fills in
+the base URL (unless the provider gives `baseURL`), the header the API key travels in, the probe
+method (`Models`: `GET {{baseURL}}/models`, no tokens; `Chat`: a chat completion of a token or a
+few, for providers without a usable `/models`, asked as the preset's `[chat]` table says: see
+below) and the error dictionary that turns a probe's answer into a state
+([states](reference.md#states)).
 
 How an answer is read: error codes found in the body (`error.code`, `error.type`, `base_resp`,
 `header.code`, Tencent's `Response.Error.Code`, relays' nested `error.metadata.raw`) are looked up

@@ -273,7 +273,7 @@ class RouteController:
     def _forbidden_message(exc: Forbidden) -> str:
         return (
             f"the API server refused the operator: {str(exc)[:400]}; grant it in the "
-            "operator's RBAC (deploy/rbac.yaml or the Helm chart)"
+            "operator's RBAC (deploy/base/rbac.yaml or the Helm chart)"
         )
 
     def target_changed(self, kind: str, name: str, data: Mapping[str, str] | None) -> None:

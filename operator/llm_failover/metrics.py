@@ -1,4 +1,5 @@
-"""Prometheus metrics of contract §6 on an injected registry; a deleted route's series go too."""
+"""Prometheus metrics (docs/reference.md#metrics) on an injected registry; a deleted route's series
+go too."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ class Metrics:
             (*route, "provider"),
             counter=False,
         )
-        # Not in contract §6, which names no metric that knows provider priority: without it,
+        # The one route series that knows provider priority: without it,
         # "failed over for longer than N minutes" cannot be alerted on.
         self.failed_over_now = Family(
             "llmfailover_route_failed_over",
@@ -157,7 +158,7 @@ class Metrics:
             registry=self.base,
         )
         self.build_info.labels(__version__).set(1)
-        # Not in contract §6: what supervision (issue 10) needs to be seen.
+        # What supervision (issue 10) needs to be seen.
         self.internal_errors = Counter(
             "llmfailover_internal_errors",
             "Unexpected exceptions: a probe that raised (counted as a failed probe), a probe "
@@ -181,7 +182,7 @@ class Metrics:
             ["verb", "resource", "code"],
             registry=self.base,
         )
-        # Not in contract §6: leader election (issue 13).
+        # Leader election (issue 13).
         self.leader = Gauge(
             "llmfailover_leader",
             "1 on the replica that holds the Lease and writes, 0 on a standby (1 with "
@@ -197,7 +198,7 @@ class Metrics:
         )
         for change in LEADER_CHANGES:
             self.leader_changes.labels(change)
-        # Not in contract §6: adaptive probes and traffic signals (issue 14).
+        # Adaptive probes and traffic signals (issue 14).
         self.probes_saved = Counter(
             "llmfailover_probes_saved",
             "Probes not sent, against a probe every intervalSeconds: a provider far down its "

@@ -1,4 +1,5 @@
-"""The routing output of contract §4: the ConfigMap's data, the key Secret's data and a revision."""
+"""The routing output (docs/reference.md#configmap): the ConfigMap's data, the key Secret's data
+and a revision."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The provider states of contract §3 and which of them eject a provider at once."""
+"""The provider states (docs/reference.md#states) and which of them eject a provider at once."""
 
 from enum import StrEnum
 

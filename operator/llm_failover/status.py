@@ -1,4 +1,5 @@
-"""The LLMRoute status of contract §5: provider table, conditions and the Events of a transition."""
+"""The LLMRoute status (docs/reference.md#status): provider table, conditions and the Events of a
+transition."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ passes the CRD and the operator, and the stand-ins serve and switch as its pod r
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -19,9 +20,19 @@ from typing import Any
 import httpx
 import kubernetes_validate
 import pytest
-from test_real_cluster import KEYS, image_override, route, stand_ins, switch_command, write_overlay
+import yaml
+from test_real_cluster import (
+    KEYS,
+    NO_CLUSTER,
+    NO_CLUSTER_EXIT,
+    image_override,
+    route,
+    stand_ins,
+    switch_command,
+    write_overlay,
+)
 
-from conftest import free_port, kustomize
+from conftest import ROOT, free_port, kustomize
 from llm_failover.catalog import default_catalog
 from llm_failover.spec import parse_route_spec
 from test_crd import errors
@@ -65,8 +76,48 @@ def test_the_overlay_renders_deploy_with_the_image(
     )
     monitoring = {o["kind"] for o in objects if o["apiVersion"].startswith("monitoring.coreos")}
     assert monitoring == ({"ServiceMonitor", "PrometheusRule"} if prometheus_operator else set())
-    assert {"CustomResourceDefinition", "ClusterRole", "Service"} <= {o["kind"] for o in objects}
+    dashboard = [o for o in objects if o["metadata"]["name"] == "llm-failover-dashboard"]
+    assert len(dashboard) == (1 if prometheus_operator else 0)
+    kinds = {o["kind"] for o in objects}
+    assert {"ClusterRole", "Service", "Deployment"} <= kinds
+    assert "CustomResourceDefinition" not in kinds  # applied on its own first, kept afterwards
     validate(objects)
+
+
+def test_without_a_cluster_make_e2e_fails_saying_why(tmp_path: Path) -> None:
+    """`make e2e` (`pytest -m e2e tests/e2e`) with a KUBECONFIG whose server does not answer
+    exits non-zero before any test, with one line saying why, instead of passing as skipped."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed: the reason would be that instead")
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "none", "cluster": {"server": f"https://127.0.0.1:{free_port()}"}}
+                ],
+                "users": [{"name": "none", "user": {"token": "x"}}],
+                "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+                "current-context": "none",
+            }
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "e2e", "tests/e2e", "-p", "no:cacheprovider", "-q"],
+        cwd=ROOT,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == NO_CLUSTER_EXIT, done.stdout + done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if NO_CLUSTER in line]
+    assert len(lines) == 1, done.stdout + done.stderr
+    assert "passed" not in done.stdout
+    assert "skipped" not in done.stdout
 
 
 def test_the_test_objects_are_valid() -> None:

@@ -1,14 +1,18 @@
 """The operator installed from deploy/ in a real cluster (kind, k3d, ...) fails over for real.
 
 `make e2e` with KUBECONFIG pointing at a throwaway cluster whose nodes already have the operator
-image (README "Real-cluster tests"). It applies deploy/ with kustomize (image overridden by
-LLMFAILOVER_E2E_IMAGE), runs stand-in providers in a pod built from the same image, creates key
-Secrets and an LLMRoute, geo-blocks the first provider and checks the routing ConfigMap, the
-LLMRoute's status, its Events and the operator's metrics. Without a reachable cluster it skips.
+image (README "Real-cluster tests"). It installs as docs/install.md says: the CRD
+(`kubectl apply --server-side -k crds/`), then deploy/ with kustomize (image overridden by
+LLMFAILOVER_E2E_IMAGE; with deploy/components/monitoring when the cluster has prometheus-operator),
+runs stand-in providers in a pod built from the same image, creates key Secrets and an LLMRoute,
+geo-blocks the first provider and checks the routing ConfigMap, the LLMRoute's status, its Events
+and the operator's metrics. Without a reachable cluster it stops at once, exit status 2, with one
+line saying why (the `cluster` fixture).
 
-Clean-up deletes the test namespace, then everything deploy/ created, the CRD included, and with
-it every LLMRoute in the cluster: run it only against a cluster made for it. Set
-LLMFAILOVER_E2E_KEEP=1 to leave it all in place for a look afterwards.
+Clean-up deletes the test namespace, then the operator (`kubectl delete -k` of what it applied),
+and keeps the CRD and any other LLMRoute of the cluster, as an uninstall does. Set
+LLMFAILOVER_E2E_DELETE_CRD=1 to remove the CRD too (every LLMRoute of the cluster first, then the
+CRD: docs/install.md's destructive step), LLMFAILOVER_E2E_KEEP=1 to leave it all in place.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from conftest import ROOT, wait_for
 DEFAULT_IMAGE = "ghcr.io/llm-failover/llm-failover:0.1.0"
 IMAGE = os.environ.get("LLMFAILOVER_E2E_IMAGE", DEFAULT_IMAGE)
 KEEP = os.environ.get("LLMFAILOVER_E2E_KEEP", "") not in ("", "0")
+DELETE_CRD = os.environ.get("LLMFAILOVER_E2E_DELETE_CRD", "") not in ("", "0")
 NO_CLUSTER = (
     "no Kubernetes cluster reachable through KUBECONFIG: "
     "start kind or k3d (see README 'Real-cluster tests')"
 )
+NO_CLUSTER_EXIT = 2  # make e2e's exit status when no cluster answers
 KEYS = {"openai": "sk-e2e-openai-0001", "qwen": "sk-e2e-qwen-0002"}
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -72,27 +78,18 @@ def image_override(image: str) -> dict[str, str]:
 
 
 def write_overlay(directory: Path, image: str, *, prometheus_operator: bool) -> None:
-    """A kustomization in `directory`: deploy/ with `image`, as docs/install.md describes."""
+    """A kustomization in `directory`: deploy/ with `image`, and the monitoring component when the
+    cluster has prometheus-operator (whose kinds the API server refuses otherwise), as
+    docs/install.md describes."""
     kustomization: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": [os.path.relpath(ROOT / "deploy", directory)],  # kustomize wants it relative
         "images": [image_override(image)],
     }
-    if not prometheus_operator:  # leave out its two kinds, which the API server would refuse
-        kustomization["patches"] = [
-            {
-                "patch": yaml.safe_dump(
-                    {
-                        "$patch": "delete",
-                        "apiVersion": "monitoring.coreos.com/v1",
-                        "kind": kind,
-                        "metadata": {"name": "llm-failover", "namespace": "llm-failover"},
-                    }
-                )
-            }
-            for kind in ("ServiceMonitor", "PrometheusRule")
-        ]
+    if prometheus_operator:
+        monitoring = ROOT / "deploy" / "components" / "monitoring"
+        kustomization["components"] = [os.path.relpath(monitoring, directory)]
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
 
 
@@ -131,10 +128,10 @@ class Install:
         )
 
 
-@pytest.fixture(scope="module")
-def cluster() -> None:
+def why_no_cluster() -> str | None:
+    """None when the cluster of KUBECONFIG answers /readyz; else one line saying why not."""
     if shutil.which("kubectl") is None:
-        pytest.skip(f"kubectl is not installed; and {NO_CLUSTER}")
+        return f"kubectl is not installed; and {NO_CLUSTER}"
     try:
         ready = subprocess.run(
             ["kubectl", "get", "--raw", "/readyz", "--request-timeout=5s"],
@@ -144,9 +141,19 @@ def cluster() -> None:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        pytest.skip(NO_CLUSTER)
+        return NO_CLUSTER
     if ready.returncode != 0 or ready.stdout.strip() != "ok":
-        pytest.skip(NO_CLUSTER)
+        return NO_CLUSTER
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    """Without a cluster, `make e2e` stops before its first test with exit status 2 and one line
+    saying why: a run that tested nothing must not pass (nor pass as "skipped")."""
+    why = why_no_cluster()
+    if why is not None:
+        pytest.exit(why, returncode=NO_CLUSTER_EXIT)
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +171,10 @@ def installed(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         deployment["metadata"]["name"],
         service["metadata"]["name"],
     )
+    kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))  # the CRD first, on its own
+    kubectl("wait", "--for=condition=Established", "crd/llmroutes.llmfailover.dev")
     kubectl("apply", "-k", str(overlay))
     try:
-        kubectl("wait", "--for=condition=Established", "crd/llmroutes.llmfailover.dev")
         rolled_out(install.namespace, install.deployment)
         yield install
     finally:
@@ -174,6 +182,11 @@ def installed(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             kubectl(
                 "delete", "-k", str(overlay), "--ignore-not-found", "--timeout=180s", timeout=240
             )
+            if DELETE_CRD:  # the routes first, so that what they own is collected (install.md)
+                kubectl("delete", "llmroutes", "--all", "--all-namespaces", "--timeout=180s",
+                        timeout=240)  # fmt: skip
+                kubectl("delete", "-k", str(ROOT / "crds"), "--ignore-not-found",
+                        "--timeout=180s", timeout=240)  # fmt: skip
 
 
 def rolled_out(namespace: str, deployment: str) -> None:
