@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import textwrap
@@ -550,3 +551,183 @@ def test_kopf_sees_a_route_and_patches_its_status(
     assert ("PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/chat/status") in (
         cluster.requests
     )
+
+
+def test_kubectl_create_namespace_secret_configmap_sent_as_protobuf(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]], cluster: EmulatedCluster
+) -> None:
+    """kubectl's typed generators send protobuf (and never fall back to JSON)."""
+    assert kubectl("create", "namespace", "extra").stdout.strip() == "namespace/extra created"
+    created = kubectl(
+        "-n", "extra", "create", "secret", "generic", "openai",
+        "--from-literal=api-key=sk-x", "--from-literal=empty=",
+    )  # fmt: skip
+    assert created.stdout.strip() == "secret/openai created"
+    assert kubectl(
+        "-n", "extra", "create", "configmap", "routing", "--from-literal=LLM_PROVIDER=qwen"
+    ).stdout.strip() == "configmap/routing created"  # fmt: skip
+    assert kubectl("create", "namespace", "labelled", "-o", "name").stdout.strip() == (
+        "namespace/labelled"
+    )
+
+    namespace = cluster.get(
+        group="", version="v1", plural="namespaces", namespace=None, name="extra"
+    )
+    assert namespace is not None
+    assert namespace["status"] == {"phase": "Active"}
+    secret = cluster.get(group="", version="v1", plural="secrets", namespace="extra", name="openai")
+    assert secret is not None
+    assert secret["data"] == {"api-key": base64.b64encode(b"sk-x").decode(), "empty": ""}
+    assert secret["type"] == "Opaque"
+    assert set(secret["metadata"]) == {
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "resourceVersion",
+        "generation",
+    }  # fmt: skip  (no empty fields the protobuf carried)
+    config_map = cluster.get(
+        group="", version="v1", plural="configmaps", namespace="extra", name="routing"
+    )
+    assert config_map is not None
+    assert config_map["data"] == {"LLM_PROVIDER": "qwen"}
+
+    again = kubectl("create", "namespace", "extra", check=False)
+    assert again.returncode != 0
+    assert "AlreadyExists" in again.stderr
+
+
+def _pb_varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # int64 as protobuf writes it: two's complement, 10 bytes if < 0
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _pb_field(number: int, payload: bytes) -> bytes:
+    return _pb_varint(number << 3 | 2) + _pb_varint(len(payload)) + payload
+
+
+def test_protobuf_bodies_other_than_the_generators_kinds_are_refused() -> None:
+    from llm_failover.sandbox.emulator import protobuf
+
+    type_meta = _pb_field(1, b"apps/v1") + _pb_field(2, b"Deployment")
+    body = protobuf.MAGIC + _pb_field(1, type_meta) + _pb_field(2, b"")
+    with pytest.raises(Exception, match="not apps/v1/Deployment") as refused:
+        protobuf.decode(body)
+    assert getattr(refused.value, "status", None) == 415
+    for broken in (b"{}", protobuf.MAGIC + b"\x0a\x05ab", protobuf.MAGIC + b"\x08" + b"\xff" * 11):
+        with pytest.raises(Exception, match="protobuf body") as bad:
+            protobuf.decode(broken)
+        assert getattr(bad.value, "status", None) == 400
+    # Labels, owner references, times and negative numbers as the generated code writes them.
+    owner = _pb_field(1, b"LLMRoute") + _pb_field(3, b"chat") + bytes([6 << 3, 1])
+    meta = (
+        _pb_field(1, b"c")
+        + _pb_field(11, _pb_field(1, b"app") + _pb_field(2, b"x"))
+        + _pb_field(13, owner)
+        + _pb_field(8, _pb_varint(1 << 3) + _pb_varint(1_720_519_680))  # a Time, in seconds
+        + _pb_varint(10 << 3) + _pb_varint(-1)  # deletionGracePeriodSeconds
+    )  # fmt: skip
+    raw = _pb_field(1, meta) + _pb_field(2, _pb_field(1, b"k") + _pb_field(2, b"v"))
+    type_meta = _pb_field(1, b"v1") + _pb_field(2, b"ConfigMap")
+    decoded = protobuf.decode(protobuf.MAGIC + _pb_field(1, type_meta) + _pb_field(2, raw))
+    assert decoded == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "c",
+            "labels": {"app": "x"},
+            "ownerReferences": [{"kind": "LLMRoute", "name": "chat", "controller": True}],
+            "creationTimestamp": "2024-07-09T10:08:00Z",
+            "deletionGracePeriodSeconds": -1,
+        },
+        "data": {"k": "v"},
+    }
+
+
+def test_kubectl_get_shows_the_api_servers_columns_for_built_in_kinds(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]], api: kubernetes.client.ApiClient
+) -> None:
+    """As kube-apiserver prints them (checked against v1.36 with the same kubectl)."""
+    core = kubernetes.client.CoreV1Api(api)
+    involved = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMRoute", "name": "chat"}
+    core.create_namespaced_event(
+        NS,
+        {
+            "metadata": {"name": "chat.1"},
+            "involvedObject": {**involved, "namespace": NS},
+            "type": "Warning",
+            "reason": "FailedOver",
+            "message": "openai → qwen (GeoBlocked)",
+            "source": {"component": "llm-failover"},
+            "firstTimestamp": "2024-07-09T10:00:00Z",
+            "lastTimestamp": "2024-07-09T10:00:00Z",
+            "count": 1,
+        },
+    )
+    core.create_namespaced_event(
+        NS,
+        {
+            "metadata": {"name": "chat.2"},
+            "involvedObject": {"kind": "LLMRoute", "name": "chat", "namespace": NS},
+            "type": "Normal",
+            "reason": "Kopf",
+            "message": "  hello  ",
+            "reportingComponent": "kopf",
+            "reportingInstance": "i",
+            "eventTime": "2024-07-09T10:00:00.000000Z",
+            "action": "x",
+        },
+    )
+    rows = [line.split("   ") for line in kubectl("get", "events").stdout.splitlines()]
+    cells = [[cell.strip() for cell in row if cell.strip()] for row in rows]
+    assert cells[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert cells[1][1:] == ["Warning", "FailedOver", "llmroute/chat", "openai → qwen (GeoBlocked)"]
+    assert cells[2][1:] == ["Normal", "Kopf", "llmroute/chat", "hello"]
+    assert re.fullmatch(r"\d+y\d*d?", cells[1][0]), cells[1][0]  # 2024: years ago
+    wide = kubectl("get", "events", "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == [
+        "LAST", "SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE",
+        "FIRST", "SEEN", "COUNT", "NAME",
+    ]  # fmt: skip
+    assert "kopf, i" in wide[2]
+    assert wide[1].split()[-2:] == ["1", "chat.1"]
+    assert kubectl("get", "events", "-A").stdout.split()[:3] == ["NAMESPACE", "LAST", "SEEN"]
+
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "cm"}, "data": {"a": "1"}})
+    core.create_namespaced_secret(NS, {"metadata": {"name": "s"}, "stringData": {"k": "v"}})
+    configmaps = kubectl("get", "configmaps").stdout.splitlines()
+    assert configmaps[0].split() == ["NAME", "DATA", "AGE"]
+    assert configmaps[1].split()[:2] == ["cm", "1"]
+    secrets = kubectl("get", "secrets").stdout.splitlines()
+    assert secrets[0].split() == ["NAME", "TYPE", "DATA", "AGE"]
+    assert secrets[1].split()[:3] == ["s", "Opaque", "1"]
+    namespaces = kubectl("get", "namespaces").stdout.splitlines()
+    assert namespaces[0].split() == ["NAME", "STATUS", "AGE"]
+    assert [NS, "Active"] in [line.split()[:2] for line in namespaces]
+    assert kubectl("get", "configmaps", "-A").stdout.split()[:4] == [
+        "NAMESPACE", "NAME", "DATA", "AGE",
+    ]  # fmt: skip
+    crds = kubectl("get", "crd").stdout.splitlines()
+    assert crds[0].split() == ["NAME", "CREATED", "AT"]
+    assert crds[1].split()[0] == "llmroutes.llmfailover.dev"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-5, "<invalid>"), (-1, "0s"), (0, "0s"), (119, "119s"), (120, "2m"), (125, "2m5s"),
+        (600, "10m"), (10_799, "179m"), (10_800, "3h"), (11_100, "3h5m"), (8 * 3600, "8h"),
+        (48 * 3600, "2d"), (50 * 3600, "2d2h"), (8 * 86400, "8d"), (2 * 365 * 86400, "2y"),
+        (2 * 365 * 86400 + 146 * 86400, "2y146d"), (9 * 365 * 86400, "9y"),
+    ],
+)  # fmt: skip
+def test_ages_read_as_kubectl_prints_them(seconds: int, shown: str) -> None:
+    from llm_failover.sandbox.emulator.tables import human_duration
+
+    assert human_duration(seconds) == shown

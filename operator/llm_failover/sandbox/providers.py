@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import select
 import signal
 import socket
 import struct
@@ -200,6 +201,7 @@ class StandInProvider:
     requests: list[Request] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def root_url(self) -> str:
@@ -221,14 +223,15 @@ class StandInProvider:
 
     def start(self) -> StandInProvider:
         handler = type("Handler", (_Handler,), {"provider": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), handler)
         threading.Thread(
             target=self._server.serve_forever, name=f"stand-in {self.name}", daemon=True
         ).start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # wakes the handlers of `slow` answers, which then hang up
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -248,6 +251,21 @@ class StandInProvider:
     def answer(self, behaviour: Behaviour) -> tuple[int, dict[str, Any]]:
         flavour = _ANSWERS.get(self.flavour, {})
         return flavour.get(behaviour) or _ANSWERS["openai"][behaviour]
+
+
+_HANG_UPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+"""What writing to a client that gave up raises: expected (a prober's timeout), not a bug."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback for every exception a handler raises; a client that
+        # hung up is routine here (probers time out on `slow`), anything else is a bug to show.
+        if isinstance(sys.exc_info()[1], _HANG_UPS):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -286,7 +304,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return
         if behaviour is Behaviour.SLOW:
-            time.sleep(provider.slow_seconds)
+            if not self._client_waits(provider.slow_seconds):
+                self.close_connection = True  # it gave up (or the stand-in stops): no answer
+                return
             behaviour = Behaviour.HEALTHY
         if provider.api_key is not None and authorization != f"Bearer {provider.api_key}":
             behaviour = Behaviour.UNAUTHORIZED
@@ -315,6 +335,24 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                 },
             )
+
+    def _client_waits(self, seconds: float) -> bool:
+        """Wait `seconds`; False as soon as the client hangs up or the stand-in stops."""
+        stopping = self.provider._stopping
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0 and not stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.2))
+            if not readable:
+                continue
+            try:
+                hung_up = not self.connection.recv(1, socket.MSG_PEEK)
+            except OSError:
+                hung_up = True
+            if hung_up:
+                return False
+            # More bytes (a pipelined request) are not a hang-up; select would not block again.
+            stopping.wait(max(deadline - time.monotonic(), 0))
+        return not stopping.is_set()
 
     def _control(self, name: str) -> None:
         try:

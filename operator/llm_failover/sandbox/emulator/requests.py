@@ -10,6 +10,7 @@ import aiohttp.web
 import kmock
 import yaml
 
+from . import protobuf
 from .errors import error
 from .kinds import NAMESPACES
 
@@ -70,8 +71,8 @@ def _parse_text(text: str) -> Any:
 
 def body(request: kmock.Request) -> Any:
     """The request's body, parsed (a copy: callers may change it)."""
-    if "protobuf" in header(request, "Content-Type"):
-        raise error(415, "UnsupportedMediaType", "protobuf is not served; send JSON")
+    if "protobuf" in header(request, "Content-Type"):  # kubectl create namespace/secret/...
+        return protobuf.decode(bytes(request.body or b""))
     if isinstance(request.data, dict | list):
         return copy.deepcopy(request.data)
     return _parse_text(request.text)
