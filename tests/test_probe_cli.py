@@ -110,7 +110,16 @@ def test_json_output_and_where_the_route_would_go(
     (chat,) = answer["routes"]
     assert (chat["namespace"], chat["name"], chat["wouldRouteTo"]) == ("shop", "chat", "qwen")
     openai, qwen, glm = chat["providers"]
-    assert set(openai) == {"name", "state", "httpStatus", "latencyMilliseconds", "message"}
+    assert set(openai) == {
+        "name",
+        "host",
+        "state",
+        "httpStatus",
+        "latencyMilliseconds",
+        "message",
+    }
+    assert openai["host"] == "127.0.0.1"  # the base URL's host, never more
+    assert chat["paused"] is False
     assert (openai["name"], openai["state"], openai["httpStatus"]) == ("openai", "GeoBlocked", 403)
     assert "unsupported_country_region_territory" in openai["message"]
     assert (qwen["state"], qwen["httpStatus"]) == ("Healthy", 200)
@@ -189,10 +198,10 @@ def test_table_output_and_a_missing_key(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "LLMRoute shop/chat would route to: qwen"
-    assert lines[1].split() == ["PROVIDER", "STATE", "HTTP", "LATENCY", "WHY"]
-    assert lines[2].split()[:3] == ["openai", "Unauthorized", "401"]
+    assert lines[1].split() == ["PROVIDER", "HOST", "STATE", "HTTP", "LATENCY", "WHY"]
+    assert lines[2].split()[:4] == ["openai", "127.0.0.1", "Unauthorized", "401"]
     assert "set LLMFAILOVER_KEY_OPENAI" in lines[2]
-    assert lines[3].split()[:3] == ["qwen", "Healthy", "200"]
+    assert lines[3].split()[:4] == ["qwen", "127.0.0.1", "Healthy", "200"]
 
 
 def test_several_files_and_routes_share_probes(
@@ -221,7 +230,7 @@ def test_several_files_and_routes_share_probes(
         (None, "no such file"),
         (
             "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: api}\n",
-            "not an LLMRoute manifest (found Deployment)",
+            "not an LLMRoute manifest (found 1 Deployment)",
         ),
         ("providers: [\n", "not valid YAML"),
         ("- just\n- a list\n", "document 1 is not a Kubernetes object"),

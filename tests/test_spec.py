@@ -216,3 +216,64 @@ def test_a_provider_may_say_how_its_model_is_probed_over_its_preset() -> None:
         with pytest.raises(SpecError) as refused:
             parse(bad)
         assert refused.value.field == f"spec.providers[0].probe.chat.{field}"
+
+
+def test_every_error_is_reported_at_once_each_naming_its_field() -> None:
+    raw = copy.deepcopy(EXAMPLE)
+    raw["providers"][0].pop("model")
+    raw["providers"][0]["notBefore"] = "yesterday"
+    raw["providers"][1]["preset"] = "nope"  # no spurious "baseURL: required" beside it
+    raw["providers"].append({"name": "Bad Name", "baseURL": "ftp://x", "model": "m", "x": 1})
+    raw["healthCheck"]["timeoutSeconds"] = 0
+    raw["target"]["restart"] = [{"kind": "Job", "name": "api"}]
+    raw["colour"] = "blue"
+    with pytest.raises(SpecError) as caught:
+        parse(raw)
+    fields = [error.field for error in caught.value.errors]
+    assert fields == [
+        "spec.colour",
+        "spec.providers[0].model",
+        "spec.providers[0].notBefore",
+        "spec.providers[1].preset",
+        "spec.providers[2].x",
+        "spec.providers[2].name",
+        "spec.providers[2].baseURL",
+        "spec.healthCheck.timeoutSeconds",
+        "spec.target.restart[0].kind",
+    ]
+    assert caught.value.field == "spec.colour"  # the first one's, as before
+    message = str(caught.value)
+    assert message.startswith("spec.colour: unknown field")
+    shown = [e for e in caught.value.errors if f"{e.field}: {e.problem}" in message]
+    assert shown == list(caught.value.errors[: len(shown)])  # the first ones, in order
+    if len(shown) < len(fields):  # bounded like an Event's message: the rest are counted
+        assert message.endswith(f"; and {len(fields) - len(shown)} more errors")
+    assert len(shown) >= 5
+
+
+def test_a_message_of_many_errors_is_bounded() -> None:
+    from llm_failover.spec import MAX_MESSAGE, MAX_PROVIDERS
+
+    raw = {
+        "providers": [
+            {"name": f"P{i}", "baseURL": "x" * 300, "model": "has space"}
+            for i in range(MAX_PROVIDERS)
+        ]
+    }
+    with pytest.raises(SpecError) as caught:
+        parse(raw)
+    assert len(caught.value.errors) == 3 * MAX_PROVIDERS
+    message = str(caught.value)
+    assert len(message) <= MAX_MESSAGE
+    shown = message.count("; ")  # errors shown in full, then "and N more errors"
+    assert message.endswith(f"; and {3 * MAX_PROVIDERS - shown} more errors")
+    assert message.startswith("spec.providers[0].name: 'P0' is not valid")
+
+
+def test_one_error_alone_reads_as_before() -> None:
+    raw = copy.deepcopy(EXAMPLE)
+    raw["healthCheck"]["timeoutSeconds"] = 0
+    with pytest.raises(SpecError) as caught:
+        parse(raw)
+    assert caught.value.errors == (caught.value,)
+    assert str(caught.value) == "spec.healthCheck.timeoutSeconds: must be between 1 and 60, got 0"

@@ -70,8 +70,26 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run the operator against the cluster of KUBECONFIG (or in-cluster config)",
-        description="Run the operator. Watches every namespace unless --namespace is given.",
+        help="run the operator against a cluster (--kubeconfig, KUBECONFIG, in-cluster)",
+        description="Run the operator. Watches every namespace unless --namespace is given. "
+        "The cluster: --kubeconfig FILE, else KUBECONFIG, else the pod's service account, else "
+        "~/.kube/config; --context picks a context of the kubeconfig. Without any, it exits "
+        "with status 2 at once, saying so. Kubernetes API requests go straight to the server (or "
+        "through the kubeconfig's proxy-url); probes and Prometheus queries honour HTTPS_PROXY, "
+        "HTTP_PROXY and NO_PROXY.",
+    )
+    cluster = run.add_argument_group("cluster")
+    cluster.add_argument(
+        "--kubeconfig",
+        default=None,
+        metavar="FILE",
+        help="the kubeconfig to use (wins over KUBECONFIG and the in-cluster service account)",
+    )
+    cluster.add_argument(
+        "--context",
+        default=None,
+        metavar="NAME",
+        help="the kubeconfig's context to use (default: its current-context)",
     )
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
@@ -208,17 +226,42 @@ def _parser() -> argparse.ArgumentParser:
         help="the Lease's namespace (default: the operator pod's own; required outside a pod)",
     )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text (the default), or json: one object a line with time (UTC), level, logger, "
+        "message, and namespace, name and exception when there are",
+    )
 
     probe = commands.add_parser(
         "probe",
         help="probe the providers of LLMRoute manifests from this machine, no cluster needed",
         description="Probes every provider of the LLMRoutes in FILE once, from this machine, and "
-        "prints its state and the provider each route would use. A provider's key comes from "
-        "LLMFAILOVER_KEY_<PROVIDER> (name upper-cased, '-' as '_'). Exit status: 0 when every "
-        "route has a usable provider, 1 when some route has none, 2 on bad input.",
+        "prints the host it probed, its state and the provider each route would use, each route "
+        "as soon as its probes end. FILE may be '-' (stdin), a directory (its *.yaml, *.yml and "
+        "*.json files, sorted; -R for subdirectories too), and hold several documents or a "
+        "kind: List (kubectl get -o yaml), read as it streams. A provider outside its "
+        "notBefore/notAfter, or of a paused route, is not probed: Skipped, saying why. A "
+        "provider's key comes from LLMFAILOVER_KEY_<PROVIDER> (name upper-cased, '-' as '_'); "
+        "HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured. Every problem of the input is said "
+        "on stderr, one line each, and the other routes are still probed. Exit status: 0 when "
+        "every route has a usable provider, 1 when some route has none, 2 when some input was "
+        "bad, 141 when the output was closed early (| head).",
     )
-    probe.add_argument("files", nargs="+", metavar="FILE", help="LLMRoute manifests (YAML)")
+    probe.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="LLMRoute manifests (YAML or JSON): files, directories, or - for stdin",
+    )
     probe.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    probe.add_argument(
+        "--recursive",
+        "-R",
+        action="store_true",
+        help="read the directories given and all their subdirectories",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -240,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "probe":
         from llm_failover.catalog import default_catalog
-        from llm_failover.probe import main as probe
+        from llm_failover.probecli import main as probe
 
         return probe(
             args.files,
@@ -248,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=sys.stdout,
             err=sys.stderr,
             catalog=default_catalog(),
+            recursive=args.recursive,
         )
     if args.command == "demo":
         from llm_failover.demo import main as demo
@@ -314,11 +358,23 @@ def _run(args: argparse.Namespace) -> int:
         if path is not None and not _token(path):
             _refuse(f"{flag} {path}: cannot read a token from it (a file holding one line)")
 
+    from llm_failover.kubeconfig import ClusterConfigError, locate
+
+    try:
+        cluster = locate(args.kubeconfig, args.context)
+    except ClusterConfigError as exc:
+        _refuse(str(exc))
+
     import kopf
 
+    from llm_failover.proxies import egress
     from llm_failover.runtime import serve
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    if args.log_format == "json":
+        from llm_failover.logformat import use_json
+
+        use_json()
     logging.getLogger("httpcore").setLevel(logging.INFO)  # per-socket traces help nobody
     # One INFO line per probe request helps nobody either: probe results are metrics.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -328,6 +384,7 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings = Settings(
         namespaces=tuple(args.namespace),
+        cluster=cluster,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         status_heartbeat_seconds=args.status_heartbeat,
@@ -352,6 +409,8 @@ def _run(args: argparse.Namespace) -> int:
             __version__,
             ", ".join(settings.namespaces) or "all namespaces",
         )
+        logging.getLogger(__name__).info("cluster: %s", cluster.describe())
+        logging.getLogger(__name__).info("%s", egress())
         # kopf handles SIGTERM and SIGINT itself. A stop flag of ours beside them would never
         # be set (kopf's handlers replace ours), and kopf waits 5 s for its waiter at exit.
         await serve(settings)

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import kopf
 
-from llm_failover import __version__
+from llm_failover import __version__, kubeconfig
 from llm_failover.catalog import default_catalog
 from llm_failover.controller import Services
 from llm_failover.kube import (
@@ -68,9 +68,17 @@ def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # In a pod, the service account; elsewhere KUBECONFIG, read when the operator starts.
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo | None:
+        # The cluster `run` was given (--kubeconfig, --context), else KUBECONFIG, the pod's
+        # service account, ~/.kube/config: the same as the kubernetes client's (`load_api_client`).
+        config: Settings = memo.settings
+        try:
+            info: kopf.ConnectionInfo = kubeconfig.connection_info(
+                config.cluster or kubeconfig.locate()
+            )
+        except kubeconfig.ClusterConfigError as exc:
+            raise kopf.LoginError(str(exc)) from None
+        return info
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -108,7 +116,10 @@ def build_registry() -> kopf.OperatorRegistry:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         agent = f"llm-failover/{__version__} ({identity})"  # names the replica in audit logs
         memo.kube = KubeClient(
-            load_api_client(user_agent=agent), redact=redactor, count=count, leadership=leadership
+            load_api_client(user_agent=agent, source=config.cluster),
+            redact=redactor,
+            count=count,
+            leadership=leadership,
         )
         gate = ProbeGate(
             total=config.probe_concurrency, per_tenant=config.probe_concurrency_per_namespace
@@ -180,7 +191,8 @@ def build_registry() -> kopf.OperatorRegistry:
         if config.leader_elect:
             assert config.lease_namespace is not None  # the CLI sees to it
             leases = LeaseClient(
-                load_api_client(pool=2, user_agent=agent, retry=False), count=count
+                load_api_client(pool=2, user_agent=agent, retry=False, source=config.cluster),
+                count=count,
             )
             elector = LeaseElector(
                 api=leases,

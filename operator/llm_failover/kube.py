@@ -12,7 +12,6 @@ import asyncio
 import base64
 import itertools
 import json
-import os
 import queue
 import threading
 import uuid
@@ -24,6 +23,8 @@ from typing import Any, Protocol
 import kubernetes
 import urllib3
 
+from llm_failover import kubeconfig
+from llm_failover.kubeconfig import ClusterSource
 from llm_failover.leader import Leadership, LeaseConflict
 
 GROUP = "llmfailover.dev"
@@ -122,22 +123,19 @@ ConfigMaps waited in that queue for many seconds."""
 
 
 def load_api_client(
-    *, pool: int = API_CONCURRENCY, user_agent: str | None = None, retry: bool = True
+    *,
+    pool: int = API_CONCURRENCY,
+    user_agent: str | None = None,
+    retry: bool = True,
+    source: ClusterSource | None = None,
 ) -> kubernetes.client.ApiClient:
-    """In-cluster credentials when running in a pod, else KUBECONFIG (or ~/.kube/config).
-    `user_agent` names the replica in the API server's audit log. Without `retry`, a call
-    is tried once (urllib3 would send an idempotent PUT up to three more times after its
-    timeout: a Lease renewal must not outlive its deadline)."""
-    configuration = kubernetes.client.Configuration()
-    configuration.connection_pool_maxsize = pool
-    if not retry:
-        configuration.retries = 0
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
-    except kubernetes.config.ConfigException:
-        # Read KUBECONFIG now: the client's own default was fixed when it was imported.
-        path = os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]
-        kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
+    """A client of the cluster `source` names (`llm-failover run`'s --kubeconfig and --context),
+    else the first of KUBECONFIG, the pod's service account, ~/.kube/config (`kubeconfig.locate`;
+    its note says why HTTPS_PROXY is not used for the API). `user_agent` names the replica in the
+    API server's audit log. Without `retry`, a call is tried once (urllib3 would send an
+    idempotent PUT up to three more times after its timeout: a Lease renewal must not outlive
+    its deadline)."""
+    configuration = kubeconfig.configuration(source or kubeconfig.locate(), pool=pool, retry=retry)
     client = kubernetes.client.ApiClient(configuration)
     if user_agent is not None:
         client.user_agent = user_agent

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llm_failover.kubeconfig import ClusterSource
+
 
 @dataclass(frozen=True)
 class Settings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means every namespace."""
+    cluster: ClusterSource | None = None
+    """The kubeconfig and context (or the pod's service account) both Kubernetes clients use
+    (`kubeconfig.locate`, resolved by `run`); None: located when the operator starts."""
     metrics_port: int = 8080
     """Port of the Prometheus `/metrics` endpoint (the usual port of an operator's metrics)."""
     health_port: int = 8081

@@ -8,7 +8,7 @@ as whether a preset exists. Each error names the field, e.g. `spec.providers[1].
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -47,6 +47,7 @@ _RFC3339 = re.compile(
 MAX_ROUTE_NAME = 63
 """The route's name is a label value (`llmfailover.dev/route`) on what it writes: 63 at most."""
 E = TypeVar("E", bound=StrEnum)
+T = TypeVar("T")
 
 
 class Failback(StrEnum):
@@ -66,12 +67,67 @@ class WorkloadKind(StrEnum):
 
 
 class SpecError(ValueError):
-    """A spec the operator will not act on; `field` is the path users see in the message."""
+    """A spec the operator will not act on; `field` is the path users see in the message.
+
+    `parse_route_spec` collects every error it finds: `errors` lists them all (this one first),
+    and the message joins them ("; "), at most `MAX_MESSAGE` characters. `field` and `problem`
+    are the first one's."""
 
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+        self.errors: tuple[SpecError, ...] = (self,)
+
+    @classmethod
+    def of(cls, errors: Sequence[SpecError]) -> SpecError:
+        """One error standing for several (at least one; `_Found.take` has flattened them)."""
+        first = cls(errors[0].field, errors[0].problem)
+        first.errors = (first, *errors[1:])
+        if len(errors) > 1:
+            first.args = (_joined(first.errors),)
+        return first
+
+
+MAX_MESSAGE = 1024
+"""Characters of a message listing several errors, at most (a status condition's message, an
+Event's): the first errors in full, then how many more there are."""
+
+
+def _joined(errors: Sequence[SpecError]) -> str:
+    lines = [f"{error.field}: {error.problem}" for error in errors]
+    shown: list[str] = []
+    for index, line in enumerate(lines):
+        rest = len(lines) - index
+        more = f"; and {rest} more error{'s' if rest > 1 else ''}"
+        room = MAX_MESSAGE - (len(more) if rest > 1 else 0)
+        if shown and len("; ".join([*shown, line])) > room:
+            return "; ".join(shown) + more
+        shown.append(line)
+    text = "; ".join(shown)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+class _Found:
+    """The errors found so far while parsing one spec: `take` runs one check and keeps its
+    errors instead of stopping at them."""
+
+    def __init__(self) -> None:
+        self.errors: list[SpecError] = []
+
+    def add(self, field: str, problem: str) -> None:
+        self.errors.append(SpecError(field, problem))
+
+    def take(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        try:
+            return check(*args, **kwargs)
+        except SpecError as error:
+            self.errors.extend(error.errors)
+            return None
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise SpecError.of(self.errors)
 
 
 @dataclass(frozen=True)
@@ -169,86 +225,120 @@ class RouteSpec:
 
 
 def parse_route_spec(raw: Any, *, route_name: str, catalog: Catalog) -> RouteSpec:
-    """The typed spec, or a `SpecError` naming the field; never any other exception."""
-    _string(route_name, "metadata.name", pattern=_DNS_SUBDOMAIN, max_length=MAX_ROUTE_NAME)
-    spec = _mapping(raw, "spec")
-    _only(spec, "spec", {"providers", "healthCheck", "failback", "paused", "target", "signal"})
+    """The typed spec, or a `SpecError` listing every error found, each naming its field; never
+    any other exception."""
+    found = _Found()
+    found.take(
+        _string, route_name, "metadata.name", pattern=_DNS_SUBDOMAIN, max_length=MAX_ROUTE_NAME
+    )
+    spec = found.take(_mapping, raw, "spec")
+    if spec is None:
+        raise SpecError.of(found.errors)
+    found.take(
+        _only, spec, "spec", {"providers", "healthCheck", "failback", "paused", "target", "signal"}
+    )
     providers_raw = spec.get("providers")
+    providers: list[tuple[int, ProviderSpec]] = []
     if not isinstance(providers_raw, list) or not providers_raw:
-        raise SpecError("spec.providers", "at least one provider is required")
-    if len(providers_raw) > MAX_PROVIDERS:
-        raise SpecError(
-            "spec.providers", f"at most {MAX_PROVIDERS} providers, got {len(providers_raw)}"
-        )
-    providers = tuple(
-        _provider(item, f"spec.providers[{i}]", catalog) for i, item in enumerate(providers_raw)
-    )
+        found.add("spec.providers", "at least one provider is required")
+    elif len(providers_raw) > MAX_PROVIDERS:
+        found.add("spec.providers", f"at most {MAX_PROVIDERS} providers, got {len(providers_raw)}")
+    else:
+        for i, item in enumerate(providers_raw):
+            provider = found.take(_provider, item, f"spec.providers[{i}]", catalog)
+            if provider is not None:
+                providers.append((i, provider))
     seen: set[str] = set()
-    for i, provider in enumerate(providers):
+    for i, provider in providers:
         if provider.name in seen:
-            raise SpecError(
-                f"spec.providers[{i}].name", f"duplicate provider name {provider.name!r}"
-            )
+            found.add(f"spec.providers[{i}].name", f"duplicate provider name {provider.name!r}")
         seen.add(provider.name)
-    return RouteSpec(
-        providers=providers,
-        health_check=_health_check(spec.get("healthCheck"), "spec.healthCheck"),
-        target=_target(spec.get("target"), "spec.target", route_name),
-        failback=_enum(Failback, spec.get("failback", Failback.AUTO.value), "spec.failback"),
-        paused=_bool(spec.get("paused", False), "spec.paused"),
-        signal=_signal(spec["signal"], "spec.signal") if "signal" in spec else None,
+    health_check = found.take(_health_check, spec.get("healthCheck"), "spec.healthCheck")
+    target = found.take(_target, spec.get("target"), "spec.target", route_name)
+    failback = found.take(
+        _enum, Failback, spec.get("failback", Failback.AUTO.value), "spec.failback"
     )
+    paused = found.take(_bool, spec.get("paused", False), "spec.paused")
+    signal = found.take(_signal, spec["signal"], "spec.signal") if "signal" in spec else None
+    found.raise_any()
+    assert health_check is not None
+    assert target is not None
+    assert failback is not None
+    assert paused is not None
+    return RouteSpec(
+        providers=tuple(provider for _, provider in providers),
+        health_check=health_check,
+        target=target,
+        failback=failback,
+        paused=paused,
+        signal=signal,
+    )
+
+
+_PROVIDER_FIELDS = {
+    "name",
+    "preset",
+    "baseURL",
+    "model",
+    "apiKeySecretRef",
+    "notBefore",
+    "notAfter",
+    "probe",
+    "signal",
+}
 
 
 def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
     item = _mapping(raw, path)
-    _only(
-        item,
-        path,
-        {
-            "name",
-            "preset",
-            "baseURL",
-            "model",
-            "apiKeySecretRef",
-            "notBefore",
-            "notAfter",
-            "probe",
-            "signal",
-        },
-    )
-    name = _string(item.get("name"), f"{path}.name", pattern=_DNS_LABEL, max_length=63)
+    found = _Found()
+    found.take(_only, item, path, _PROVIDER_FIELDS)
+    name = found.take(_string, item.get("name"), f"{path}.name", pattern=_DNS_LABEL, max_length=63)
     preset: Preset | None = None
-    if "preset" in item:
-        preset_id = _string(item["preset"], f"{path}.preset", max_length=63)
-        preset = catalog.get(preset_id)
-        if preset is None:
-            known = ", ".join(sorted(catalog.presets))
-            raise SpecError(f"{path}.preset", f"unknown preset {preset_id!r} (known: {known})")
+    preset_named = "preset" in item
+    if preset_named:
+        preset_id = found.take(_string, item["preset"], f"{path}.preset", max_length=63)
+        if preset_id is not None:
+            preset = catalog.get(preset_id)
+            if preset is None:
+                known = ", ".join(sorted(catalog.presets))
+                found.add(f"{path}.preset", f"unknown preset {preset_id!r} (known: {known})")
+    base_url: str | None = None
     if "baseURL" in item:
-        base_url = _base_url(item["baseURL"], f"{path}.baseURL")
+        base_url = found.take(_base_url, item["baseURL"], f"{path}.baseURL")
     elif preset is not None and preset.base_url is not None:
         base_url = preset.base_url
     elif preset is not None:
-        raise SpecError(
+        found.add(
             f"{path}.baseURL",
             f'required: preset "{preset.id}" has no base URL ({preset.base_url_note})',
         )
-    else:
-        raise SpecError(f"{path}.baseURL", "required unless a preset gives one")
-    model = _string(item.get("model"), f"{path}.model", pattern=_MODEL, max_length=256)
+    elif not preset_named:  # a bad preset is its own error: it might have given one
+        found.add(f"{path}.baseURL", "required unless a preset gives one")
+    model = found.take(_string, item.get("model"), f"{path}.model", pattern=_MODEL, max_length=256)
     probe_method = preset.probe_method if preset is not None else ProbeMethod.MODELS
     chat = preset.chat if preset is not None else DEFAULT_PROBE
     if "probe" in item:
-        probe = _mapping(item["probe"], f"{path}.probe")
-        _only(probe, f"{path}.probe", {"method", "chat"})
-        probe_method = _enum(ProbeMethod, probe.get("method"), f"{path}.probe.method")
-        if "chat" in probe:
-            chat = _chat(probe["chat"], f"{path}.probe.chat", chat)
-    not_before = _time(item.get("notBefore"), f"{path}.notBefore")
-    not_after = _time(item.get("notAfter"), f"{path}.notAfter")
+        probe = found.take(_mapping, item["probe"], f"{path}.probe")
+        if probe is not None:
+            found.take(_only, probe, f"{path}.probe", {"method", "chat"})
+            method = found.take(_enum, ProbeMethod, probe.get("method"), f"{path}.probe.method")
+            probe_method = method if method is not None else probe_method
+            if "chat" in probe:
+                chat = found.take(_chat, probe["chat"], f"{path}.probe.chat", chat) or chat
+    not_before = found.take(_time, item.get("notBefore"), f"{path}.notBefore")
+    not_after = found.take(_time, item.get("notAfter"), f"{path}.notAfter")
     if not_before is not None and not_after is not None and not_before >= not_after:
-        raise SpecError(f"{path}.notBefore", "must be earlier than notAfter")
+        found.add(f"{path}.notBefore", "must be earlier than notAfter")
+    api_key = (
+        found.take(_secret_ref, item["apiKeySecretRef"], f"{path}.apiKeySecretRef")
+        if "apiKeySecretRef" in item
+        else None
+    )
+    signal = found.take(_signal, item["signal"], f"{path}.signal") if "signal" in item else None
+    found.raise_any()
+    assert name is not None
+    assert base_url is not None
+    assert model is not None
     return ProviderSpec(
         name=name,
         base_url=base_url.rstrip("/"),
@@ -258,63 +348,73 @@ def _provider(raw: Any, path: str, catalog: Catalog) -> ProviderSpec:
         errors=catalog.dictionary(preset),
         chat=chat,
         preset=preset.id if preset is not None else None,
-        api_key=_secret_ref(item["apiKeySecretRef"], f"{path}.apiKeySecretRef")
-        if "apiKeySecretRef" in item
-        else None,
+        api_key=api_key,
         not_before=not_before,
         not_after=not_after,
-        signal=_signal(item["signal"], f"{path}.signal") if "signal" in item else None,
+        signal=signal,
     )
 
 
 def _chat(raw: Any, path: str, base: ChatProbe) -> ChatProbe:
     """A provider's own way of asking its model, over its preset's (each field optional)."""
     item = _mapping(raw, path)
-    _only(item, path, {"tokenField", "tokens", "thinking", "reasoningEffort"})
+    found = _Found()
+    found.take(_only, item, path, {"tokenField", "tokens", "thinking", "reasoningEffort"})
     chat = base
     if "tokenField" in item:
-        chat = replace(
-            chat, token_field=_enum(TokenField, item["tokenField"], f"{path}.tokenField")
-        )
+        field = found.take(_enum, TokenField, item["tokenField"], f"{path}.tokenField")
+        chat = chat if field is None else replace(chat, token_field=field)
     if "tokens" in item:
-        chat = replace(chat, tokens=_int(item["tokens"], f"{path}.tokens", 1, MAX_PROBE_TOKENS))
+        tokens = found.take(_int, item["tokens"], f"{path}.tokens", 1, MAX_PROBE_TOKENS)
+        chat = chat if tokens is None else replace(chat, tokens=tokens)
     if "thinking" in item:
-        chat = replace(chat, thinking=_enum(Thinking, item["thinking"], f"{path}.thinking"))
+        thinking = found.take(_enum, Thinking, item["thinking"], f"{path}.thinking")
+        chat = chat if thinking is None else replace(chat, thinking=thinking)
     if "reasoningEffort" in item:
         effort = item["reasoningEffort"]
         if effort not in REASONING_EFFORTS:
             known = " | ".join(sorted(e for e in REASONING_EFFORTS if e))
-            raise SpecError(f"{path}.reasoningEffort", f"must be one of {known}, got {effort!r}")
-        chat = replace(chat, reasoning_effort=effort)
+            found.add(f"{path}.reasoningEffort", f"must be one of {known}, got {effort!r}")
+        else:
+            chat = replace(chat, reasoning_effort=effort)
+    found.raise_any()
     return chat
 
 
 def _signal(raw: Any, path: str) -> Signal:
     item = _mapping(raw, path)
-    _only(item, path, {"prometheus", "trust"})
+    found = _Found()
+    found.take(_only, item, path, {"prometheus", "trust"})
     prometheus = None
     if "prometheus" in item:
-        where = f"{path}.prometheus"
-        query_item = _mapping(item["prometheus"], where)
-        _only(query_item, where, {"query", "threshold"})
-        query = _string(query_item.get("query"), f"{where}.query", max_length=4096)
-        for match in _PLACEHOLDER.finditer(query):
-            if match.group(1) not in PLACEHOLDERS:
-                known = ", ".join(f"${{{p}}}" for p in PLACEHOLDERS)
-                raise SpecError(
-                    f"{where}.query", f"unknown placeholder {match.group(0)!r} (known: {known})"
-                )
-        threshold = query_item.get("threshold")
-        if (
-            not isinstance(threshold, int | float)
-            or isinstance(threshold, bool)
-            or threshold != threshold  # NaN
-            or abs(threshold) == float("inf")
-        ):
-            raise SpecError(f"{where}.threshold", f"must be a number, got {_kind(threshold)}")
-        prometheus = PrometheusSignal(query=query, threshold=float(threshold))
-    trust = _enum(Trust, item.get("trust", Trust.PROBE.value), f"{path}.trust")
+        prometheus = found.take(_prometheus, item["prometheus"], f"{path}.prometheus")
+    trust = found.take(_enum, Trust, item.get("trust", Trust.PROBE.value), f"{path}.trust")
+    found.raise_any()
+    assert trust is not None
     return Signal(prometheus=prometheus, trust=trust)
+
+
+def _prometheus(raw: Any, where: str) -> PrometheusSignal:
+    query_item = _mapping(raw, where)
+    found = _Found()
+    found.take(_only, query_item, where, {"query", "threshold"})
+    query = found.take(_string, query_item.get("query"), f"{where}.query", max_length=4096)
+    for match in _PLACEHOLDER.finditer(query or ""):
+        if match.group(1) not in PLACEHOLDERS:
+            known = ", ".join(f"${{{p}}}" for p in PLACEHOLDERS)
+            found.add(f"{where}.query", f"unknown placeholder {match.group(0)!r} (known: {known})")
+    threshold = query_item.get("threshold")
+    if (
+        not isinstance(threshold, int | float)
+        or isinstance(threshold, bool)
+        or threshold != threshold  # NaN
+        or abs(threshold) == float("inf")
+    ):
+        found.add(f"{where}.threshold", f"must be a number, got {_kind(threshold)}")
+    found.raise_any()
+    assert query is not None
+    assert isinstance(threshold, int | float)
+    return PrometheusSignal(query=query, threshold=float(threshold))
 
 
 def _base_url(raw: Any, path: str) -> str:
@@ -339,7 +439,9 @@ def _health_check(raw: Any, path: str) -> HealthCheck:
     if raw is None:
         return HealthCheck()
     item = _mapping(raw, path)
-    _only(
+    found = _Found()
+    found.take(
+        _only,
         item,
         path,
         {
@@ -351,80 +453,100 @@ def _health_check(raw: Any, path: str) -> HealthCheck:
         },
     )
     default = HealthCheck()
-    interval = _int(
-        item.get("intervalSeconds", default.interval_seconds), f"{path}.intervalSeconds", 1, 3600
-    )
-    backup = None
-    if "backupIntervalSeconds" in item:
-        backup = _int(item["backupIntervalSeconds"], f"{path}.backupIntervalSeconds", 1, 3600)
-        if backup < interval:
-            raise SpecError(
-                f"{path}.backupIntervalSeconds",
-                f"must be at least intervalSeconds ({interval}), got {backup}",
-            )
+
+    def number(field: str, fallback: int | None, high: int) -> int | None:
+        if fallback is None and field not in item:
+            return None
+        return found.take(_int, item.get(field, fallback), f"{path}.{field}", 1, high)
+
+    interval = number("intervalSeconds", default.interval_seconds, 3600)
+    backup = number("backupIntervalSeconds", None, 3600)
+    if backup is not None and interval is not None and backup < interval:
+        found.add(
+            f"{path}.backupIntervalSeconds",
+            f"must be at least intervalSeconds ({interval}), got {backup}",
+        )
+    timeout = number("timeoutSeconds", default.timeout_seconds, 60)
+    failures = number("failureThreshold", default.failure_threshold, 10)
+    successes = number("successThreshold", default.success_threshold, 10)
+    found.raise_any()
+    assert interval is not None
+    assert timeout is not None
+    assert failures is not None
+    assert successes is not None
     return HealthCheck(
         backup_interval_seconds=backup,
         interval_seconds=interval,
-        timeout_seconds=_int(
-            item.get("timeoutSeconds", default.timeout_seconds), f"{path}.timeoutSeconds", 1, 60
-        ),
-        failure_threshold=_int(
-            item.get("failureThreshold", default.failure_threshold),
-            f"{path}.failureThreshold",
-            1,
-            10,
-        ),
-        success_threshold=_int(
-            item.get("successThreshold", default.success_threshold),
-            f"{path}.successThreshold",
-            1,
-            10,
-        ),
+        timeout_seconds=timeout,
+        failure_threshold=failures,
+        success_threshold=successes,
     )
 
 
 def _target(raw: Any, path: str, route_name: str) -> Target:
     item = _mapping(raw, path) if raw is not None else {}
-    _only(item, path, {"configMapName", "secretName", "restart"})
+    found = _Found()
+    found.take(_only, item, path, {"configMapName", "secretName", "restart"})
     config_map = item.get("configMapName", f"{route_name}-llm")
     restart_raw = item.get("restart", [])
-    if not isinstance(restart_raw, list):
-        raise SpecError(f"{path}.restart", "must be a list")
-    if len(restart_raw) > MAX_RESTART_TARGETS:
-        raise SpecError(f"{path}.restart", f"at most {MAX_RESTART_TARGETS} workloads")
     restart: list[RestartTarget] = []
-    for i, entry_raw in enumerate(restart_raw):
-        entry_path = f"{path}.restart[{i}]"
-        entry = _mapping(entry_raw, entry_path)
-        _only(entry, entry_path, {"kind", "name"})
-        workload = RestartTarget(
-            kind=_enum(WorkloadKind, entry.get("kind"), f"{entry_path}.kind"),
-            name=_string(
-                entry.get("name"), f"{entry_path}.name", pattern=_DNS_SUBDOMAIN, max_length=253
-            ),
-        )
-        if workload in restart:
-            raise SpecError(entry_path, f"{workload.kind}/{workload.name} is listed twice")
-        restart.append(workload)
+    if not isinstance(restart_raw, list):
+        found.add(f"{path}.restart", "must be a list")
+    elif len(restart_raw) > MAX_RESTART_TARGETS:
+        found.add(f"{path}.restart", f"at most {MAX_RESTART_TARGETS} workloads")
+    else:
+        for i, entry_raw in enumerate(restart_raw):
+            workload = found.take(_restart_target, entry_raw, f"{path}.restart[{i}]")
+            if workload is None:
+                continue
+            if workload in restart:
+                found.add(
+                    f"{path}.restart[{i}]", f"{workload.kind}/{workload.name} is listed twice"
+                )
+            restart.append(workload)
     secret_name = item.get("secretName")
+    config_map_name = found.take(
+        _string, config_map, f"{path}.configMapName", pattern=_DNS_SUBDOMAIN, max_length=253
+    )
+    if secret_name is not None:
+        secret_name = found.take(
+            _string, secret_name, f"{path}.secretName", pattern=_DNS_SUBDOMAIN, max_length=253
+        )
+    found.raise_any()
+    assert config_map_name is not None
     return Target(
-        config_map_name=_string(
-            config_map, f"{path}.configMapName", pattern=_DNS_SUBDOMAIN, max_length=253
-        ),
-        secret_name=None
-        if secret_name is None
-        else _string(secret_name, f"{path}.secretName", pattern=_DNS_SUBDOMAIN, max_length=253),
+        config_map_name=config_map_name,
+        secret_name=secret_name,
         restart=tuple(restart),
     )
 
 
+def _restart_target(raw: Any, path: str) -> RestartTarget:
+    entry = _mapping(raw, path)
+    found = _Found()
+    found.take(_only, entry, path, {"kind", "name"})
+    kind = found.take(_enum, WorkloadKind, entry.get("kind"), f"{path}.kind")
+    name = found.take(
+        _string, entry.get("name"), f"{path}.name", pattern=_DNS_SUBDOMAIN, max_length=253
+    )
+    found.raise_any()
+    assert kind is not None
+    assert name is not None
+    return RestartTarget(kind=kind, name=name)
+
+
 def _secret_ref(raw: Any, path: str) -> SecretRef:
     item = _mapping(raw, path)
-    _only(item, path, {"name", "key"})
-    return SecretRef(
-        name=_string(item.get("name"), f"{path}.name", pattern=_DNS_SUBDOMAIN, max_length=253),
-        key=_string(item.get("key"), f"{path}.key", pattern=_SECRET_KEY, max_length=253),
+    found = _Found()
+    found.take(_only, item, path, {"name", "key"})
+    name = found.take(
+        _string, item.get("name"), f"{path}.name", pattern=_DNS_SUBDOMAIN, max_length=253
     )
+    key = found.take(_string, item.get("key"), f"{path}.key", pattern=_SECRET_KEY, max_length=253)
+    found.raise_any()
+    assert name is not None
+    assert key is not None
+    return SecretRef(name=name, key=key)
 
 
 def _mapping(raw: Any, path: str) -> Mapping[str, Any]:
@@ -436,9 +558,8 @@ def _mapping(raw: Any, path: str) -> Mapping[str, Any]:
 def _only(item: Mapping[Any, Any], path: str, allowed: set[str]) -> None:
     unknown = sorted(str(key) for key in item if key not in allowed)  # keys may not be str
     if unknown:
-        raise SpecError(
-            f"{path}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})"
-        )
+        hint = f"unknown field (allowed: {', '.join(sorted(allowed))})"
+        raise SpecError.of([SpecError(f"{path}.{key}", hint) for key in unknown])
 
 
 def _string(raw: Any, path: str, *, pattern: re.Pattern[str] | None = None, max_length: int) -> str:
