@@ -137,6 +137,27 @@ def kubectl_binary() -> str:
     return binary
 
 
+def _outward_address() -> str | None:
+    """This machine's address towards the rest of the network (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def _only_on_loopback(port: int) -> None:
+    """The demo's metrics answer on 127.0.0.1 and nowhere else (its intro says so)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    outward = _outward_address()
+    if outward is not None:  # a machine with loopback alone has nothing else to listen on
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((outward, port), timeout=5).close()
+
+
 def test_the_readme_first_route_works_against_the_running_demo(
     tmp_path: Path, kubectl_binary: str
 ) -> None:
@@ -156,7 +177,9 @@ def test_the_readme_first_route_works_against_the_running_demo(
         NO_PROXY="127.0.0.1,localhost",
     )
     with DemoProcess([sys.executable, "-c", DRIVER], env=env) as demo:
+        metrics = demo.wait_for_line("metrics:  curl -s http://127.0.0.1:")
         demo.wait_for_line("The story played as expected")
+        _only_on_loopback(int(re.findall(r"127\.0\.0\.1:(\d+)", metrics)[0]))
         demo.wait_for_line("Explore it (Ctrl-C stops it and removes it all)")
         kubeconfig = demo.wait_for_line("export KUBECONFIG=").split("=", 1)[1]
         demo.wait_for_line("kubectl -n demo get events")

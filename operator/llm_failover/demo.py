@@ -163,6 +163,7 @@ class Demo:
             metrics_port=_free_port(),
             health_port=_free_port(),
             leader_elect=False,  # one process: nothing to elect
+            listen_address="127.0.0.1",  # metrics and /healthz: this machine only
         )
         self.shown_active = "-"
         """The active provider as the timeline tells it: set by the routing and the switches."""

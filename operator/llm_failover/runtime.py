@@ -60,7 +60,10 @@ async def serve(
         count=lambda result: metrics.alerts_received.labels(result).inc(),
     )
     server, thread = serve_metrics(
-        settings.metrics_port, metrics.exposition, post={"/alertmanager": webhook.handle}
+        settings.metrics_port,
+        metrics.exposition,
+        host=settings.listen_address,
+        post={"/alertmanager": webhook.handle},
     )
     try:
         await kopf.operator(
@@ -68,7 +71,7 @@ async def serve(
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+            liveness_endpoint=f"http://{settings.listen_address}:{settings.health_port}/healthz",
             memo=memo,
             stop_flag=stop_flag,
             ready_flag=ready_flag,

@@ -18,6 +18,9 @@ class Settings:
     """Port of the Prometheus `/metrics` endpoint (the usual port of an operator's metrics)."""
     health_port: int = 8081
     """Port of the liveness endpoint `/healthz`, apart from metrics so a scrape cannot starve it."""
+    listen_address: str = "0.0.0.0"
+    """Address both endpoints listen on: every interface in a pod (Prometheus and the kubelet
+    reach them there); `llm-failover demo` keeps them on 127.0.0.1."""
     secret_resync_seconds: float = 300.0
     """Seconds over which every key Secret in use is read again, one at a time: the safety net
     should the watch of Secrets miss a change (which it reports within seconds)."""
