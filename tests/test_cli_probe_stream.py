@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llm_failover import probecli
+from llm_failover import probe as probe_module
 from llm_failover.catalog import default_catalog
 from llm_failover.sandbox.providers import StandInProvider
 
@@ -203,7 +203,7 @@ def test_a_route_is_printed_before_its_input_ends(stand_in: StandInProvider) -> 
 
 def test_an_object_over_the_cap_is_refused() -> None:
     huge = route("big", {"name": "p", "baseURL": "http://127.0.0.1:9", "model": "m"})
-    huge["metadata"]["annotations"] = {"a": "x" * (probecli.MAX_OBJECT_CHARS + 1)}
+    huge["metadata"]["annotations"] = {"a": "x" * (probe_module.MAX_OBJECT_CHARS + 1)}
     done = probe("-", stdin=yaml.safe_dump(huge, width=2**30))
     assert done.returncode == 2
     assert done.stderr == (
@@ -213,11 +213,13 @@ def test_an_object_over_the_cap_is_refused() -> None:
 
 
 def test_an_input_over_the_cap_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(probecli, "MAX_INPUT_BYTES", 4096)
+    monkeypatch.setattr(probe_module, "MAX_INPUT_BYTES", 4096)
     path = tmp_path / "many.yaml"
     path.write_text("---\n".join(f"kind: Note\nn: {i}\n" for i in range(1000)))
     out, err = io.StringIO(), io.StringIO()
-    code = probecli.main([str(path)], output="table", out=out, err=err, catalog=default_catalog())
+    code = probe_module.main(
+        [str(path)], output="table", out=out, err=err, catalog=default_catalog()
+    )
     assert code == 2
     assert err.getvalue().splitlines()[0] == f"llm-failover probe: {path}: larger than 0 MiB"
 

@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "probe":
         from llm_failover.catalog import default_catalog
-        from llm_failover.probecli import main as probe
+        from llm_failover.probe import main as probe
 
         return probe(
             args.files,
