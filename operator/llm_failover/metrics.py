@@ -149,7 +149,9 @@ class Metrics:
             registry=self.base,
         )
         self.routes = Gauge(
-            "llmfailover_routes", "LLMRoutes the operator manages.", registry=self.base
+            "llmfailover_routes",
+            "LLMRoutes this replica manages (0 on a standby, which writes nothing).",
+            registry=self.base,
         )
         self.build_info = Gauge(
             "llmfailover_build_info",
