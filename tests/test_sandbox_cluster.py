@@ -25,7 +25,7 @@ REPO_CRD = Path(__file__).resolve().parents[1] / "crds" / "llmroutes.yaml"
 GROUP, VERSION, PLURAL = "llmfailover.dev", "v1alpha1", "llmroutes"
 NS = "shop"
 
-# Used only if the repository's CRD is missing: the names the contract fixes, a status
+# Used only if the repository's CRD is missing: the names docs/reference.md fixes, a status
 # subresource, and printer columns.
 MINIMAL_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",

@@ -1,4 +1,4 @@
-"""Spec parsing: typed values, preset filling, and errors that name the field (contract §2)."""
+"""Spec parsing: typed values, preset filling, and errors that name the field (docs/reference.md#spec)."""
 
 from __future__ import annotations
 

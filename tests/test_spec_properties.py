@@ -22,7 +22,7 @@ CATALOG = default_catalog()
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
-BASE = EXAMPLE  # the contract's example, every field set
+BASE = EXAMPLE  # the reference example, every field set
 # Where one value is replaced, and by what.
 PATHS = [
     ("providers", 0, "name"), ("providers", 0, "preset"), ("providers", 0, "baseURL"),

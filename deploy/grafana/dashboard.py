@@ -3,7 +3,7 @@
 
 Edit this file, never the JSON: `python deploy/grafana/dashboard.py` rewrites the JSON, and
 tests/test_dashboard.py fails while the two differ. One function per panel, each holding its PromQL;
-the metrics are those of operator/llm_failover/metrics.py (contract §6).
+the metrics are those of operator/llm_failover/metrics.py (docs/reference.md#metrics).
 
 Built with the Grafana Foundation SDK (grafana-foundation-sdk on PyPI).
 """

@@ -1,4 +1,4 @@
-"""The `llm-failover` command line (contract §7)."""
+"""The `llm-failover` command line (docs/reference.md#cli)."""
 
 from __future__ import annotations
 
