@@ -39,12 +39,14 @@ e2e: $(STAMP)
 # how long a standby takes over a pending failover when the leader dies
 # (TAKEOVER_ARGS="--runs 3 --cluster embedded"), and what traffic signals and adaptive probes buy:
 # time to failover with and without a signal, probes saved (SIGNALS_ARGS="--runs 3 --routes 50";
-# its Prometheus variant needs `prometheus` on PATH, as .ci/run installs it).
+# its Prometheus variant needs `prometheus` on PATH, as .ci/run installs it), and what
+# `llm-failover probe` costs on a 55 MB `kind: List` (PROBE_ARGS="--megabytes 5").
 bench: $(STAMP)
 	$(BIN)/python bench/hostile.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 	$(BIN)/python bench/takeover.py $(TAKEOVER_ARGS)
 	$(BIN)/python bench/signals.py $(SIGNALS_ARGS)
+	$(BIN)/python bench/probecli.py $(PROBE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests deploy examples bench
