@@ -289,22 +289,24 @@ def test_run_probes_through_the_proxy_and_talks_to_the_api_directly(
     """HTTP_PROXY and HTTPS_PROXY set, NO_PROXY empty (the API server is http://127.0.0.1:N):
     probes go via the proxy, and not one Kubernetes API request does (kopf's watches nor the
     kubernetes client's writes), yet the route is routed: the API was reached directly."""
-    saved = {k: os.environ.pop(k) for k in list(os.environ) if "proxy" in k.lower()}
-    os.environ.update(HTTP_PROXY=proxy.url, HTTPS_PROXY=proxy.url)
-    try:
-        with StandInProvider("openai", api_key=None) as up, shared_operator_stopped(env.cluster):
+    # The shared operator restarts when `shared_operator_stopped` ends, with this process's
+    # environment: the proxy variables must be gone by then (outer `with`, inner `finally`).
+    with StandInProvider("openai", api_key=None) as up, shared_operator_stopped(env.cluster):
+        saved = {k: os.environ.pop(k) for k in list(os.environ) if "proxy" in k.lower()}
+        os.environ.update(HTTP_PROXY=proxy.url, HTTPS_PROXY=proxy.url)
+        try:
             process = OperatorProcess(
                 emulated_cluster.write_kubeconfig(tmp_path / "config"), tmp_path / "operator.log"
             ).start()
-            try:
-                env.llm_route("chat", proxied_route(up))
-                wait_for(lambda: env.data("chat-llm").get("LLM_PROVIDER") == "up", what="routing")
-            finally:
-                process.stop()
-    finally:
-        for key in ("HTTP_PROXY", "HTTPS_PROXY"):
-            os.environ.pop(key, None)
-        os.environ.update(saved)
+        finally:
+            for key in ("HTTP_PROXY", "HTTPS_PROXY"):
+                os.environ.pop(key, None)
+            os.environ.update(saved)
+        try:
+            env.llm_route("chat", proxied_route(up))
+            wait_for(lambda: env.data("chat-llm").get("LLM_PROVIDER") == "up", what="routing")
+        finally:
+            process.stop()
     api = urlsplit(emulated_cluster.url).netloc
     assert proxy.targets, "no probe went through the proxy"
     assert all(PROXIED_HOST in target for target in proxy.targets), proxy.targets

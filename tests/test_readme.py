@@ -504,7 +504,8 @@ def _first_route(real_cluster: RealCluster, env: dict[str, str], tmp_path: Path)
         route = real_cluster.get(group="llmfailover.dev", version="v1alpha1", plural="llmroutes",
                                  namespace="shop", name="chat")  # fmt: skip
         providers = (route or {}).get("status", {}).get("providers", [])
-        return route if providers and all(p.get("state") for p in providers) else None
+        probed = providers and all(p.get("state") not in {None, "Unknown"} for p in providers)
+        return route if probed else None
 
     route = wait_for(settled, timeout=60, what="the operator's status of shop/chat")
     states = {p["name"]: p["state"] for p in route["status"]["providers"]}
