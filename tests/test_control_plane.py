@@ -228,7 +228,7 @@ def test_deploy_manifests_pass_a_server_side_dry_run(
     server_dry_run(real_cluster, control_plane, overlay, tmp_path)
     everything = tmp_path / "everything"
     everything.mkdir()
-    components = [ROOT / "deploy" / c for c in ("components/proxy", "overlays/namespaced",
+    components = [ROOT / "deploy" / c for c in ("components/proxy", "components/namespaced",
                                                 "components/monitoring")]  # fmt: skip
     server_dry_run(
         real_cluster,

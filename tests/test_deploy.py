@@ -30,7 +30,7 @@ from conftest import kustomize
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-NAMESPACED = DEPLOY / "overlays" / "namespaced"
+NAMESPACED = DEPLOY / "components" / "namespaced"
 MONITORING = DEPLOY / "components" / "monitoring"
 MONITORING_OVERLAY = DEPLOY / "overlays" / "monitoring"
 PROXY = DEPLOY / "components" / "proxy"

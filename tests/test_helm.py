@@ -3,7 +3,7 @@
 Rendered offline with helm-python-sdk (Helm's own Go engine, bundled in the wheel; no helm binary):
 with defaults it must equal `kubectl kustomize crds/` + `kubectl kustomize deploy/` (no monitoring:
 it installs on a plain cluster), with the monitoring values on deploy/overlays/monitoring, and with
-`namespaces` deploy/overlays/namespaced, object for object, once Helm's own labels are set aside.
+`namespaces` deploy/components/namespaced, object for object, once Helm's own labels are set aside.
 The packaged chart (`helm package`, as `make chart` runs it) is checked file by file. So the RBAC
 that tests/test_rbac.py proves exact for kustomize is exact for the chart too. Every object must
 also pass the Kubernetes OpenAPI schema (kubernetes-validate).
@@ -123,7 +123,7 @@ def test_listed_namespaces_render_the_namespaced_overlay(tmp_path: Path) -> None
     # The overlay is a kustomize Component over deploy/, taken by a kustomization outside deploy/.
     deploy = os.path.relpath(ROOT / "deploy", tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
-        yaml.safe_dump({"resources": [deploy], "components": [f"{deploy}/overlays/namespaced"]})
+        yaml.safe_dump({"resources": [deploy], "components": [f"{deploy}/components/namespaced"]})
     )
     overlay = kustomize(tmp_path)
     deployment = next(o for o in overlay if o["kind"] == "Deployment")
@@ -167,7 +167,7 @@ def test_namespaced_with_monitoring_renders_both_components(tmp_path: Path) -> N
     deploy = ROOT / "deploy"
     overlay = kustomize(
         user_kustomization(
-            tmp_path, deploy / "overlays/namespaced", deploy / "components/monitoring"
+            tmp_path, deploy / "components/namespaced", deploy / "components/monitoring"
         )
     )
     chart = render({"createNamespace": True, "namespaces": ["shop", "chat"], **MONITORING_VALUES})

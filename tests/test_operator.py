@@ -423,7 +423,7 @@ def test_run_with_namespace_watches_only_that_namespace(
     env.cluster.add_namespace(other.namespace)
     if isinstance(env.cluster, RealCluster):
         # With --namespace, kopf lists the namespaces: the namespaced install grants that
-        # (deploy/overlays/namespaced), the cluster-wide one has no need to. Without it, the
+        # (deploy/components/namespaced), the cluster-wide one has no need to. Without it, the
         # real server showed, kopf retries the denied list for minutes before it routes.
         grant(env.cluster, "llm-failover-namespaces", NAMESPACE_LIST)
     operator.stop()

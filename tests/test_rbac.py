@@ -3,7 +3,7 @@ that exercises all of them is allowed, and every granted verb is used.
 
 The calls are those the emulated API server receives from the real operator process; the rules
 are those `kubectl kustomize` renders, cluster-wide (deploy/) and per namespace
-(the deploy/overlays/namespaced component over deploy/, as docs/install.md composes them)."""
+(the deploy/components/namespaced component over deploy/, as docs/install.md composes them)."""
 
 from __future__ import annotations
 
