@@ -20,18 +20,15 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
+from conftest import wait_for
 from test_demo import README, REPO, DemoProcess, fresh_env
-
-_T = TypeVar("_T")
 
 GUARD = '''
 """Loopback only: refuse, and record, any connection or name lookup elsewhere."""
@@ -101,17 +98,6 @@ logging.basicConfig(level=logging.ERROR)
 outcome = asyncio.run(run_demo(out=sys.stdout, keep_running=True, story=()))
 sys.exit(0 if outcome.ok else 1)
 """
-
-
-def wait_for(check: Callable[[], _T | None], *, what: str, timeout: float = 30) -> _T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def readme_first_route_commands() -> list[list[str]]:
@@ -242,7 +228,7 @@ def test_the_readme_first_route_works_against_the_running_demo(
             status = route.get("status") or {}
             return status if status.get("conditions") else None
 
-        wait_for(shop_status, what="the operator to report on shop/chat")
+        wait_for(shop_status, what="the operator to report on shop/chat", timeout=30)
         assert "Conditions:" in kubectl("-n", "shop", "describe", "llmroute", "chat")
 
         # A route of one's own in another namespace, on the demo's openai stand-in: routed.
@@ -275,6 +261,7 @@ def test_the_readme_first_route_works_against_the_running_demo(
                 "-o", "jsonpath={.data.LLM_PROVIDER}", "--ignore-not-found",
             ) == "openai",
             what="the operator to route team/assistant to openai",
+            timeout=30,
         )  # fmt: skip
 
         # Break the demo's openai by hand, as the demo says: its route fails over, and
@@ -289,7 +276,9 @@ def test_the_readme_first_route_works_against_the_running_demo(
             listed = kubectl("get", "events")
             return listed if "FailedOver" in listed else None
 
-        events = wait_for(failed_over_listed, what="the FailedOver Event in the demo's namespace")
+        events = wait_for(
+            failed_over_listed, what="the FailedOver Event in the demo's namespace", timeout=30
+        )
         lines = events.splitlines()
         assert lines[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
         failed_over = next(line for line in lines if "FailedOver" in line)

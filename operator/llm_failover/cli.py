@@ -330,6 +330,14 @@ def _run(args: argparse.Namespace) -> int:
         args.leader_elect_renew_deadline,
         args.leader_elect_retry_period,
     )
+    # The cluster first: without one, nothing else matters.
+    from llm_failover.kubeconfig import ClusterConfigError, locate
+
+    try:
+        cluster = locate(args.kubeconfig, args.context)
+    except ClusterConfigError as exc:
+        _refuse(str(exc))
+
     lease_namespace = args.leader_elect_resource_namespace
     if args.leader_elect:
         problem = timings.problem()
@@ -357,13 +365,6 @@ def _run(args: argparse.Namespace) -> int:
     ):
         if path is not None and not _token(path):
             _refuse(f"{flag} {path}: cannot read a token from it (a file holding one line)")
-
-    from llm_failover.kubeconfig import ClusterConfigError, locate
-
-    try:
-        cluster = locate(args.kubeconfig, args.context)
-    except ClusterConfigError as exc:
-        _refuse(str(exc))
 
     import kopf
 

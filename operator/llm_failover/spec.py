@@ -1,4 +1,4 @@
-"""The LLMRoute spec (docs/reference.md#spec) parsed into typed values, with every rule checked and named.
+"""The LLMRoute spec (docs/reference.md#spec) parsed into typed values, every rule checked, named.
 
 The CRD's schema and CEL rules catch most mistakes at `kubectl apply`; this parser checks them all
 again (an old API server, `llm-failover probe` on a local file) plus what no schema can know, such

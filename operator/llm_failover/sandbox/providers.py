@@ -2,8 +2,8 @@
 
 Each stand-in serves `GET {prefix}/models` and `POST {prefix}/chat/completions` on 127.0.0.1 and
 answers, per its current `Behaviour`, the way the real provider it imitates does (bodies taken
-from the sources in docs/providers.md and docs/research/): OpenAI's geo-block, Zhipu's 429 for an empty balance, a
-503, a connection reset, a hang. Standard library only, a thread per stand-in.
+from the sources in docs/providers.md and docs/research/): OpenAI's geo-block, Zhipu's 429 for
+an empty balance, a 503, a connection reset, a hang. Standard library only, a thread per stand-in.
 
 Run as a program, it serves stand-ins until SIGTERM, e.g. in a pod for the real-cluster tests:
 `python -m llm_failover.sandbox.providers --name openai --port 8080 --key sk-1
