@@ -330,15 +330,6 @@ def _run(args: argparse.Namespace) -> int:
         args.leader_elect_renew_deadline,
         args.leader_elect_retry_period,
     )
-    # The cluster first: without one, nothing else matters.
-    from llm_failover.kubeconfig import ClusterConfigError, locate
-
-    try:
-        cluster = locate(args.kubeconfig, args.context)
-    except ClusterConfigError as exc:
-        _refuse(str(exc))
-
-    lease_namespace = args.leader_elect_resource_namespace
     if args.leader_elect:
         problem = timings.problem()
         if problem is not None:
@@ -352,19 +343,29 @@ def _run(args: argparse.Namespace) -> int:
                 f"--leader-elect-resource-name {args.leader_elect_resource_name!r} is not a "
                 "Kubernetes name (lowercase letters, digits, '-' and '.', at most 253)"
             )
-        lease_namespace = lease_namespace or own_namespace()
-        if lease_namespace is None:
-            _refuse(
-                "--leader-elect-resource-namespace is required outside a pod (or "
-                "--leader-elect=false for a single process)"
-            )
-
     for flag, path in (
         ("--prometheus-token-file", args.prometheus_token_file),
         ("--alertmanager-token-file", args.alertmanager_token_file),
     ):
         if path is not None and not _token(path):
             _refuse(f"{flag} {path}: cannot read a token from it (a file holding one line)")
+
+    # The flags first, then where the operator runs: its cluster, then the Lease's namespace.
+    from llm_failover.kubeconfig import ClusterConfigError, locate
+
+    try:
+        cluster = locate(args.kubeconfig, args.context)
+    except ClusterConfigError as exc:
+        _refuse(str(exc))
+
+    lease_namespace = args.leader_elect_resource_namespace
+    if args.leader_elect:
+        lease_namespace = lease_namespace or own_namespace()
+        if lease_namespace is None:
+            _refuse(
+                "--leader-elect-resource-namespace is required outside a pod (or "
+                "--leader-elect=false for a single process)"
+            )
 
     import kopf
 
