@@ -103,6 +103,20 @@ def test_no_usable_cluster_config_is_one_line_and_exit_2(
         assert "(contexts: dead, live)" in done.stderr
 
 
+def test_bare_run_without_a_cluster_names_the_cluster_first(tmp_path: Path) -> None:
+    """`llm-failover run` as a new user types it (leader election on, outside a pod): the missing
+    cluster config is what it says, not the Lease's namespace, which depends on it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_failover.cli", "run"],
+        capture_output=True, text=True, timeout=60, env=clean_env(home), check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("llm-failover run: error: no cluster config:")
+    assert done.stderr.count("\n") == 1
+
+
 def test_context_picks_the_cluster_for_watches_and_writes(
     emulated_cluster: EmulatedCluster, env: Env, tmp_path: Path
 ) -> None:
