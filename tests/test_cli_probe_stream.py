@@ -20,6 +20,7 @@ import yaml
 from llm_failover import probe as probe_module
 from llm_failover.catalog import default_catalog
 from llm_failover.sandbox.providers import StandInProvider
+from test_probe_cli import run as probe
 
 ROUTE_API = "llmfailover.dev/v1alpha1"
 
@@ -35,22 +36,6 @@ def route(name: str, *providers: dict[str, Any], **spec: Any) -> dict[str, Any]:
 
 def provider(name: str, stand_in: StandInProvider, **extra: Any) -> dict[str, Any]:
     return {"name": name, "baseURL": stand_in.base_url, "model": stand_in.model, **extra}
-
-
-def probe(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("LLMFAILOVER_KEY_")}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "llm_failover.cli", "probe", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environ,
-        check=False,
-    )
 
 
 @pytest.fixture

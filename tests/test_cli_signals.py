@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llm_failover.cli", "run", "--leader-elect=false", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from test_cli_run_cluster import run
 
 
 @pytest.mark.parametrize(

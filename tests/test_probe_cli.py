@@ -18,11 +18,15 @@ from llm_failover.sandbox.providers import Behaviour, StandInProvider
 KEYS = {"openai": "sk-probe-openai-1", "qwen": "sk-probe-qwen-2", "glm": "probe-glm-3"}
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`llm-failover probe ARGS`, without any key of this environment but those of `env`."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("LLMFAILOVER_KEY_")}
     environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "llm_failover.cli", "probe", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
